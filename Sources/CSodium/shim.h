@@ -1,0 +1,3 @@
+// libsodium, imported only by CryptoPrimitives. No shims are needed: every
+// function we call is a plain C function.
+#include <sodium.h>
