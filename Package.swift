@@ -48,6 +48,11 @@ let package = Package(
             name: "CryptoPrimitivesTests",
             dependencies: ["CryptoPrimitives"]
         ),
+        // Runs the built `tether` binary against real peers (wg).
+        .testTarget(
+            name: "tetherTests",
+            dependencies: ["tether"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
