@@ -36,10 +36,16 @@ let package = Package(
             dependencies: ["CSodium", "COpenSSL"]
         ),
 
+        .target(
+            name: "Mesh",
+            dependencies: ["CryptoPrimitives"]
+        ),
+
         .executableTarget(
             name: "tether",
             dependencies: [
                 "CryptoPrimitives",
+                "Mesh",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -47,6 +53,10 @@ let package = Package(
         .testTarget(
             name: "CryptoPrimitivesTests",
             dependencies: ["CryptoPrimitives"]
+        ),
+        .testTarget(
+            name: "MeshTests",
+            dependencies: ["Mesh", "CryptoPrimitives"]
         ),
         // Runs the built `tether` binary against real peers (wg).
         .testTarget(
