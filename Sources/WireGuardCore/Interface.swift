@@ -7,6 +7,12 @@ public struct OutgoingDatagram: Sendable, Equatable {
     public let peer: PeerID?
     public let endpoint: Endpoint
     public let bytes: [UInt8]
+
+    public init(peer: PeerID?, endpoint: Endpoint, bytes: [UInt8]) {
+        self.peer = peer
+        self.endpoint = endpoint
+        self.bytes = bytes
+    }
 }
 
 /// What a datagram from the network turned into.

@@ -108,6 +108,12 @@ package enum NoiseIKpsk2 {
         package var ephemeral: X25519.PublicKey
         package var encryptedStatic: [UInt8]
         package var encryptedPayload: [UInt8]
+
+        package init(ephemeral: X25519.PublicKey, encryptedStatic: [UInt8], encryptedPayload: [UInt8]) {
+            self.ephemeral = ephemeral
+            self.encryptedStatic = encryptedStatic
+            self.encryptedPayload = encryptedPayload
+        }
     }
 
     /// -> e, es, s, ss, payload. `staticStatic` is DH(s_i, S_r), precomputed
