@@ -88,6 +88,9 @@ public struct Interface: Sendable {
         try body(identity.key)
     }
 
+    /// An independent copy of our private key (for a restart with the same key).
+    public func duplicatePrivateKey() -> X25519.PrivateKey { identity.key.duplicate() }
+
     /// Replaces our static key. Every session and handshake ends, and the
     /// precomputed per-peer values are redone; a peer whose key is now ours
     /// is removed (the kernel does the same).
@@ -181,6 +184,9 @@ public struct Interface: Sendable {
     public func allowedIPs(of id: PeerID) -> [IPPrefix] { routes.prefixes(for: id) }
     /// The peer whose AllowedIPs hold `address` most specifically.
     public func route(to address: IPAddress) -> PeerID? { routes.lookup(address) }
+
+    /// Whether the peer has any keypair (for tests and `wg show`).
+    public func hasSession(_ id: PeerID) -> Bool { !(peers[id]?.keypairs.allIndices.isEmpty ?? true) }
 
     public func statistics(of id: PeerID) -> PeerStatistics? { peers[id]?.statistics }
 

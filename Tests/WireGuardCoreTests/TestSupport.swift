@@ -126,6 +126,7 @@ struct Pair {
     /// Advances the clock to `t`, firing timers on both sides at every
     /// deadline on the way (and delivering what they send).
     mutating func advance(to t: Instant, dropFromA: Bool = false, dropFromB: Bool = false) {
+        deliver(dropFromA: dropFromA, dropFromB: dropFromB)  // what is already in flight goes now
         while true {
             let next = [a.nextTimerDeadline, b.nextTimerDeadline].compactMap { $0 }.min()
             guard let next, next <= t else { break }
