@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "tether", targets: ["tether"]),
         .library(name: "CryptoPrimitives", targets: ["CryptoPrimitives"]),
         .library(name: "WireGuardCore", targets: ["WireGuardCore"]),
+        .library(name: "Mesh", targets: ["Mesh"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
@@ -42,10 +43,20 @@ let package = Package(
             dependencies: ["CryptoPrimitives"]
         ),
 
+        // Linux system calls for the WireGuard device (recvmmsg/sendmmsg,
+        // TUNSETIFF); imported only by Mesh.
+        .target(name: "CMeshLinux"),
+        .target(
+            name: "Mesh",
+            dependencies: ["WireGuardCore", "CryptoPrimitives", "CMeshLinux"]
+        ),
+
         .executableTarget(
             name: "tether",
             dependencies: [
                 "CryptoPrimitives",
+                "Mesh",
+                "WireGuardCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,0 +1,52 @@
+// Linux system calls the WireGuard device needs that Swift cannot call
+// directly or conveniently, imported only by the Mesh module:
+//   - recvmmsg/sendmmsg (declared only under _GNU_SOURCE, and their
+//     struct mmsghdr arrays are easier to build in C), for batched UDP I/O;
+//   - TUNSETIFF, a function-like ioctl macro Swift cannot expand;
+//   - sockaddr conversion to and from plain (family, bytes, port) triples.
+#ifndef TETHER_CMESHLINUX_H
+#define TETHER_CMESHLINUX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// Opens /dev/net/tun as a layer-3 TUN without packet information headers
+/// (IFF_TUN | IFF_NO_PI), named `name` (the kernel's name is copied back
+/// into `actual`, at least 16 bytes). Returns the fd or -errno.
+int tether_tun_open(const char *name, char *actual);
+
+/// An address as plain values: family 4 or 6, 16 address bytes (IPv4 in the
+/// first 4), port in host order.
+typedef struct {
+    int family;
+    uint8_t address[16];
+    uint16_t port;
+} tether_endpoint;
+
+/// A UDP socket bound to `port` (0 = any) on all addresses: IPv6 dual-stack
+/// when available, else IPv4. Returns the fd or -errno; the bound port is
+/// written to `bound_port`.
+int tether_udp_open(uint16_t port, uint16_t *bound_port);
+
+/// Receives up to `count` datagrams with one recvmmsg. Datagram i goes to
+/// `base + i * stride + offset`, at most `capacity` bytes; its length and
+/// source are written to `lengths[i]` and `sources[i]`. Waits at most
+/// `timeout_ms` for the first. Returns the number received, 0 on timeout,
+/// or -errno.
+int tether_udp_recv_batch(int fd, uint8_t *base, size_t stride, size_t offset, size_t capacity, unsigned count,
+                          uint32_t *lengths, tether_endpoint *sources, int timeout_ms);
+
+/// Sends `count` datagrams with sendmmsg (retrying the rest after a partial
+/// send). Datagram i is `pointers[i]` of `lengths[i]` bytes to
+/// `destinations[i]`. Returns the number sent or -errno.
+int tether_udp_send_batch(int fd, const uint8_t *const *pointers, const uint32_t *lengths,
+                          const tether_endpoint *destinations, unsigned count);
+
+/// Waits up to `timeout_ms` for `fd` to be readable: 1 readable, 0 timeout, -errno.
+int tether_wait_readable(int fd, int timeout_ms);
+
+/// Monotonic and real-time clocks in nanoseconds.
+int64_t tether_monotonic_ns(void);
+int64_t tether_realtime_ns(void);
+
+#endif

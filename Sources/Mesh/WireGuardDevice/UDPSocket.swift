@@ -1,0 +1,88 @@
+import CMeshLinux
+import WireGuardCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The device's one UDP socket (dual-stack IPv6 when the host has it),
+/// read and written in batches with recvmmsg/sendmmsg.
+final class UDPSocket: @unchecked Sendable {
+    let fd: Int32
+    let port: UInt16
+
+    struct OpenError: Error, CustomStringConvertible {
+        let errno: Int32
+        let port: UInt16
+        var description: String { "cannot bind UDP port \(port): \(String(cString: strerror(errno)))" }
+    }
+
+    init(port: UInt16) throws(OpenError) {
+        var bound: UInt16 = 0
+        let rc = tether_udp_open(port, &bound)
+        guard rc >= 0 else { throw OpenError(errno: -rc, port: port) }
+        fd = rc
+        self.port = bound
+    }
+
+    deinit { close(fd) }
+
+    /// Receives a batch into `batch` (slot i at its headroom). Returns the
+    /// count and fills lengths and sources; 0 after `timeoutMilliseconds`.
+    func receive(into batch: PacketBatch, sources: inout [Endpoint], timeoutMilliseconds: Int32) -> Int {
+        var lengths = [UInt32](repeating: 0, count: batch.count)
+        var raw = [tether_endpoint](repeating: tether_endpoint(), count: batch.count)
+        let n = tether_udp_recv_batch(
+            fd, batch.base.assumingMemoryBound(to: UInt8.self), PacketBatch.stride, PacketBatch.headroom,
+            PacketBatch.capacity, UInt32(batch.count), &lengths, &raw, timeoutMilliseconds)
+        guard n > 0 else { return 0 }
+        for i in 0..<Int(n) {
+            batch.offsets[i] = PacketBatch.headroom
+            batch.lengths[i] = Int(lengths[i])
+            sources[i] = Self.endpoint(raw[i])
+        }
+        return Int(n)
+    }
+
+    /// Sends datagrams given as (pointer, length, destination).
+    func send(_ datagrams: [(UnsafeRawBufferPointer, Endpoint)]) {
+        guard !datagrams.isEmpty else { return }
+        let pointers: [UnsafePointer<UInt8>?] = datagrams.map { $0.0.baseAddress?.assumingMemoryBound(to: UInt8.self) }
+        let lengths = datagrams.map { UInt32($0.0.count) }
+        let destinations = datagrams.map { Self.raw($0.1) }
+        _ = tether_udp_send_batch(fd, pointers, lengths, destinations, UInt32(datagrams.count))
+    }
+
+    func send(_ outgoing: [OutgoingDatagram]) {
+        guard !outgoing.isEmpty else { return }
+        // One contiguous copy, so every pointer is valid for the call.
+        let joined = outgoing.flatMap(\.bytes)
+        let lengths = outgoing.map { UInt32($0.bytes.count) }
+        let destinations = outgoing.map { Self.raw($0.endpoint) }
+        joined.withUnsafeBytes { all in
+            var pointers: [UnsafePointer<UInt8>?] = []
+            var offset = 0
+            for length in lengths {
+                pointers.append(all.baseAddress!.advanced(by: offset).assumingMemoryBound(to: UInt8.self))
+                offset += Int(length)
+            }
+            _ = tether_udp_send_batch(fd, pointers, lengths, destinations, UInt32(outgoing.count))
+        }
+    }
+
+    static func endpoint(_ e: tether_endpoint) -> Endpoint {
+        var e = e
+        let bytes = withUnsafeBytes(of: &e.address) { Array($0) }
+        let address = e.family == 4 ? IPAddress(bytes: bytes[0..<4])! : IPAddress(bytes: bytes)!
+        return Endpoint(address: address, port: e.port)
+    }
+
+    static func raw(_ endpoint: Endpoint) -> tether_endpoint {
+        var e = tether_endpoint()
+        e.family = endpoint.address.isIPv4 ? 4 : 6
+        e.port = endpoint.port
+        let bytes = endpoint.address.bytes
+        withUnsafeMutableBytes(of: &e.address) { $0.copyBytes(from: bytes) }
+        return e
+    }
+}
