@@ -69,6 +69,10 @@ let package = Package(
             name: "WireGuardCoreTests",
             dependencies: ["WireGuardCore", "CryptoPrimitives"]
         ),
+        .testTarget(
+            name: "MeshTests",
+            dependencies: ["Mesh", "WireGuardCore", "CryptoPrimitives"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
