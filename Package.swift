@@ -73,6 +73,11 @@ let package = Package(
             name: "MeshTests",
             dependencies: ["Mesh", "WireGuardCore", "CryptoPrimitives"]
         ),
+        // Runs the built `tether` binary against real peers (wg).
+        .testTarget(
+            name: "tetherTests",
+            dependencies: ["tether"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -11,6 +11,13 @@ import CryptoPrimitives
 //     first data / keepalive ----------------> confirms next → current
 
 extension Interface {
+    /// Starts a handshake with `id` now (subject to the REKEY_TIMEOUT rate),
+    /// e.g. when coordination says the peer is ready. The initiation comes
+    /// out of `takeOutgoing()`.
+    public mutating func initiateHandshake(_ id: PeerID, now: Instant) {
+        sendHandshakeInitiation(id, isRetry: false, now: now)
+    }
+
     /// Sends an initiation unless one went out less than REKEY_TIMEOUT ago.
     /// `isRetry` keeps the attempt count (retransmission); anything else
     /// starts counting afresh.
