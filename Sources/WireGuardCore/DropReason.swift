@@ -40,6 +40,8 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
     case stagedQueueFull
     /// The caller's buffer had too little head- or tailroom.
     case bufferTooSmall
+    /// A handshake message found the device's handshake queue full.
+    case handshakeQueueFull
 
     public var description: String {
         switch self {
@@ -62,6 +64,7 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .noRoute: "no route"
         case .stagedQueueFull: "staged queue full"
         case .bufferTooSmall: "buffer too small"
+        case .handshakeQueueFull: "handshake queue full"
         }
     }
 }

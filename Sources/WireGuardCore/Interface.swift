@@ -218,6 +218,11 @@ public struct Interface: Sendable {
 
     // MARK: helpers shared by the packet paths
 
+    /// Counts drops the shell makes before the core sees a datagram.
+    public mutating func countDrops(_ reason: DropReason, _ count: Int = 1) {
+        drops[reason] &+= UInt64(count)
+    }
+
     mutating func drop(_ reason: DropReason) -> DropReason {
         drops.count(reason)
         return reason

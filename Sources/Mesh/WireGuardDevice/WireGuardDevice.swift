@@ -151,6 +151,7 @@ public final class WireGuardDevice: @unchecked Sendable {
             let now = DeviceClock.now()
             jobs.removeAll(keepingCapacity: true)
             var queuedHandshakes = false
+            var refused = 0
             let outgoing: [OutgoingDatagram] = core.withLock { c in
                 for i in 0..<n {
                     let datagram = batch.contents(i)
@@ -163,6 +164,7 @@ public final class WireGuardDevice: @unchecked Sendable {
                             return true
                         }
                         queuedHandshakes = queuedHandshakes || accepted
+                        if !accepted { refused += 1 }
                         continue
                     }
                     switch c.prepareDecapsulation(datagram, source: sources[i], now: now) {
@@ -170,6 +172,7 @@ public final class WireGuardDevice: @unchecked Sendable {
                     case .done: break
                     }
                 }
+                if refused > 0 { c.countDrops(.handshakeQueueFull, refused) }
                 return c.takeOutgoing()
             }
             if queuedHandshakes { handshakeReady.signal() }
