@@ -100,7 +100,12 @@ public enum UAPI {
                     if bytes.allSatisfy({ $0 == 0 }) {
                         settings.hasPrivateKey = false
                     } else {
-                        interface.setPrivateKey(try! X25519.PrivateKey(bytes))
+                        let key = try! X25519.PrivateKey(bytes)
+                        // Setting the key we already have (`wg setconf` does)
+                        // must not end the sessions.
+                        if !(settings.hasPrivateKey && key.publicKey == interface.publicKey) {
+                            interface.setPrivateKey(key)
+                        }
                         settings.hasPrivateKey = true
                     }
                 case "listen_port":
