@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +28,35 @@ int tether_tun_open(const char *name, char *actual) {
     }
     memcpy(actual, ifr.ifr_name, IFNAMSIZ);
     return fd;
+}
+
+int tether_tun_open_offload(const char *name, char *actual) {
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_VNET_HDR;
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    int size = 10;
+    unsigned offloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+    if (ioctl(fd, TUNSETVNETHDRSZ, &size) < 0 || ioctl(fd, TUNSETOFFLOAD, offloads) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    memcpy(actual, ifr.ifr_name, IFNAMSIZ);
+    return fd;
+}
+
+long tether_tun_write_vnet(int fd, const void *packet, size_t length) {
+    static const uint8_t header[10] = {0};
+    struct iovec iov[2] = {{(void *)header, sizeof header}, {(void *)packet, length}};
+    return writev(fd, iov, 2);
 }
 
 static socklen_t to_sockaddr(const tether_endpoint *e, struct sockaddr_storage *ss, int socket_family) {

@@ -15,6 +15,15 @@
 /// into `actual`, at least 16 bytes). Returns the fd or -errno.
 int tether_tun_open(const char *name, char *actual);
 
+/// Like tether_tun_open, but with IFF_VNET_HDR and TCP segmentation offload
+/// (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6): every packet read or written is
+/// preceded by a 10-byte virtio_net_hdr, and reads may return TCP segments
+/// of up to 64 KiB that the reader must split. Returns the fd or -errno.
+int tether_tun_open_offload(const char *name, char *actual);
+
+/// Writes a 10-byte all-zero virtio_net_hdr then `packet`, with one writev.
+long tether_tun_write_vnet(int fd, const void *packet, size_t length);
+
 /// An address as plain values: family 4 or 6, 16 address bytes (IPv4 in the
 /// first 4), port in host order.
 typedef struct {
