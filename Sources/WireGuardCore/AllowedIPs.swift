@@ -9,36 +9,36 @@
 /// distinct lengths configured (a handful in practice), not the table size.
 public struct AllowedIPs<Value: Hashable & Sendable>: Sendable {
     private struct Family: Sendable {
-        /// masked address → value, per prefix length.
-        var byLength: [Int: [UInt128: Value]] = [:]
-        /// Lengths with at least one entry, longest first.
-        var lengths: [Int] = []
+        /// One table per prefix length in use, longest first: masked
+        /// address → value.
+        var tables: [(length: Int, map: [UInt128: Value])] = []
 
         func lookup(_ address: UInt128, width: Int) -> Value? {
-            for length in lengths {
-                let masked = length == 0 ? 0 : address & (UInt128.max << UInt128(width - length))
-                if let value = byLength[length]?[masked] { return value }
+            for table in tables {
+                let masked = table.length == 0 ? 0 : address & (UInt128.max << UInt128(width - table.length))
+                if let value = table.map[masked] { return value }
             }
             return nil
         }
 
         mutating func insert(_ key: UInt128, length: Int, _ value: Value) {
-            if byLength[length] == nil {
-                byLength[length] = [:]
-                lengths.append(length)
-                lengths.sort(by: >)
+            if let i = tables.firstIndex(where: { $0.length == length }) {
+                tables[i].map[key] = value
+            } else {
+                tables.append((length, [key: value]))
+                tables.sort { $0.length > $1.length }
             }
-            byLength[length]![key] = value
         }
 
         mutating func remove(_ key: UInt128, length: Int) -> Value? {
-            guard let removed = byLength[length]?.removeValue(forKey: key) else { return nil }
-            if byLength[length]!.isEmpty {
-                byLength[length] = nil
-                lengths.removeAll { $0 == length }
-            }
+            guard let i = tables.firstIndex(where: { $0.length == length }),
+                let removed = tables[i].map.removeValue(forKey: key)
+            else { return nil }
+            if tables[i].map.isEmpty { tables.remove(at: i) }
             return removed
         }
+
+        var lengths: [Int] { tables.map(\.length) }
     }
 
     private var v4 = Family()
@@ -86,10 +86,10 @@ public struct AllowedIPs<Value: Hashable & Sendable>: Sendable {
     public func prefixes(for value: Value) -> [IPPrefix] {
         var out: [IPPrefix] = []
         for (family, isV4) in [(v4, true), (v6, false)] {
-            for length in family.lengths {
-                for (key, v) in family.byLength[length]! where v == value {
+            for table in family.tables {
+                for (key, v) in table.map where v == value {
                     let address: IPAddress = isV4 ? .v4(UInt32(truncatingIfNeeded: key)) : .v6(key)
-                    out.append(IPPrefix(address: address, length: length)!)
+                    out.append(IPPrefix(address: address, length: table.length)!)
                 }
             }
         }

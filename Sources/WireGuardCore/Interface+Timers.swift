@@ -8,7 +8,7 @@ extension Interface {
 
     /// Fires every timer due at `now`; datagrams come out of `takeOutgoing()`.
     public mutating func updateTimers(now: Instant) {
-        for id in peers.keys.sorted() {
+        for id in peers.keys {
             for kind in PeerTimers.Kind.allCases {
                 guard let deadline = peers[id]?.timers.deadline(kind), deadline <= now else { continue }
                 peers[id]!.timers.disarm(kind)

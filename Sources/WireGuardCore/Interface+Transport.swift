@@ -117,7 +117,7 @@ extension Interface {
         peers[id]!.keypairs.current!.sendingCounter += 1
         peers[id]!.timers.anyAuthenticatedPacketTraversal(now: now)
         peers[id]!.timers.anyAuthenticatedPacketSent()
-        if !isKeepalive { peers[id]!.timers.dataSent(now: now, jitter: jitter()) }
+        if !isKeepalive { peers[id]!.timers.dataSent(now: now, jitter: jitter) }
         // §6.2: the sender of a keypair that is old or heavily used starts a
         // new handshake (only the initiator rekeys on age).
         if counter + 1 >= Protocol.rekeyAfterMessages

@@ -57,7 +57,7 @@ public struct Interface: Sendable {
 
     package private(set) var identity: SecretKeyBox
     package var cookieChecker: CookieChecker
-    package var peers: [PeerID: Peer] = [:]
+    package var peers = PeerTable()
     package var peerByKey: [X25519.PublicKey: PeerID] = [:]
     package var indices: [UInt32: IndexEntry] = [:]
     package var routes = AllowedIPs<PeerID>()
@@ -97,7 +97,7 @@ public struct Interface: Sendable {
     public mutating func setPrivateKey(_ key: consuming X25519.PrivateKey) {
         identity = SecretKeyBox(key)
         cookieChecker = CookieChecker(localPublicKey: identity.publicKey)
-        for id in peers.keys.sorted() {
+        for id in peers.keys {
             let pub = peers[id]!.publicKey
             if pub == identity.publicKey {
                 removePeer(id)
@@ -141,7 +141,7 @@ public struct Interface: Sendable {
     }
 
     public func peer(forKey key: X25519.PublicKey) -> PeerID? { peerByKey[key] }
-    public var peerIDs: [PeerID] { peers.keys.sorted() }
+    public var peerIDs: [PeerID] { peers.keys }
     public func publicKey(of id: PeerID) -> X25519.PublicKey? { peers[id]?.publicKey }
 
     public mutating func setPresharedKey(_ id: PeerID, _ key: Bytes32?) {

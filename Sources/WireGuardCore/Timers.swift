@@ -30,9 +30,9 @@ package struct PeerTimers: Sendable {
 
     /// A data packet (not a keepalive) was sent: if nothing comes back in
     /// time, the session may be dead, so plan a new handshake.
-    mutating func dataSent(now: Instant, jitter: Duration) {
+    mutating func dataSent(now: Instant, jitter: () -> Duration) {
         if newHandshake == nil {
-            newHandshake = now + Protocol.keepaliveTimeout + Protocol.rekeyTimeout + jitter
+            newHandshake = now + Protocol.keepaliveTimeout + Protocol.rekeyTimeout + jitter()
         }
     }
 
