@@ -216,6 +216,41 @@ int tether_udp_send_batch(int fd, const uint8_t *const *pointers, const uint32_t
     return (int)sent;
 }
 
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+
+int tether_udp_send_gso(int fd, const uint8_t *buffer, size_t length, uint16_t segment_size,
+                        const tether_endpoint *destination) {
+    struct sockaddr_storage addr;
+    socklen_t addr_len = to_sockaddr(destination, &addr, socket_family_of(fd));
+    struct iovec iov = {(void *)buffer, length};
+    char control[CMSG_SPACE(sizeof(uint16_t))];
+    memset(control, 0, sizeof control);
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_name = &addr;
+    msg.msg_namelen = addr_len;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_UDP;
+    cm->cmsg_type = UDP_SEGMENT;
+    cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    memcpy(CMSG_DATA(cm), &segment_size, sizeof segment_size);
+    for (;;) {
+        ssize_t n = sendmsg(fd, &msg, 0);
+        if (n >= 0) return 0;
+        if (errno == EINTR) continue;
+        return -errno;
+    }
+}
+
 int64_t tether_monotonic_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

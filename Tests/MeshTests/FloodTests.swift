@@ -73,7 +73,7 @@ import WireGuardCore
         #expect(flooder.sent >= 150_000, "the flood really ran near 100k/s")
         // Loopback UDP may lose a few data packets when the socket buffer
         // overflows under the flood; the session itself must never stall.
-        #expect(received >= 1800, "data kept flowing")
+        #expect(received >= 1700, "data kept flowing")
         #expect(drops[.cookieReplySent] + drops[.rateLimited] > 0, "under-load defences engaged")
         #expect(drops[.unknownPeer] < UInt64(flooder.sent / 10), "most initiations never reached Diffie-Hellman")
     }

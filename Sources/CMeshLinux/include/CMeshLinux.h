@@ -51,6 +51,14 @@ int tether_udp_recv_batch(int fd, uint8_t *base, size_t stride, size_t offset, s
 int tether_udp_send_batch(int fd, const uint8_t *const *pointers, const uint32_t *lengths,
                           const tether_endpoint *destinations, unsigned count);
 
+/// Sends `length` bytes holding datagrams of `segment_size` bytes each (the
+/// last may be shorter) to one destination with a single sendmsg, letting
+/// the kernel split them (UDP generic segmentation offload, UDP_SEGMENT).
+/// Returns 0 on success, -errno on failure (-EIO/-EINVAL/-ENOPROTOOPT mean
+/// the path cannot offload: send them one by one instead).
+int tether_udp_send_gso(int fd, const uint8_t *buffer, size_t length, uint16_t segment_size,
+                        const tether_endpoint *destination);
+
 /// Waits up to `timeout_ms` for `fd` to be readable: 1 readable, 0 timeout, -errno.
 int tether_wait_readable(int fd, int timeout_ms);
 

@@ -1,4 +1,5 @@
 import CMeshLinux
+import Synchronization
 import WireGuardCore
 
 #if canImport(Glibc)
@@ -42,6 +43,54 @@ final class UDPSocket: @unchecked Sendable {
             sources[i] = Self.endpoint(raw[i])
         }
         return Int(n)
+    }
+
+    /// Whether UDP segmentation offload still works on this socket; turned
+    /// off at the first failure, after which datagrams go one by one.
+    private let segmentationOffload = Atomic<Bool>(true)
+    static let maxSegments = 64
+    static let maxSegmentBytes = 65_000
+
+    /// Sends datagrams (pointer, length, destination), coalescing runs of
+    /// equal-size datagrams to one destination into single UDP GSO sends
+    /// (the last of a run may be shorter). `scratch` must hold 64 KiB.
+    func send(_ datagrams: [(UnsafeRawBufferPointer, Endpoint)], scratch: UnsafeMutableRawBufferPointer) {
+        guard segmentationOffload.load(ordering: .relaxed), datagrams.count > 1 else {
+            send(datagrams)
+            return
+        }
+        var i = 0
+        var singles: [(UnsafeRawBufferPointer, Endpoint)] = []
+        while i < datagrams.count {
+            let (first, destination) = datagrams[i]
+            let size = first.count
+            var j = i
+            var total = 0
+            // A run: same destination, same size, except a shorter last one.
+            while j < datagrams.count, j - i < Self.maxSegments, datagrams[j].1 == destination,
+                total + datagrams[j].0.count <= Self.maxSegmentBytes
+            {
+                let n = datagrams[j].0.count
+                if n > size { break }
+                (scratch.baseAddress! + total).copyMemory(from: datagrams[j].0.baseAddress!, byteCount: n)
+                total += n
+                j += 1
+                if n < size { break }
+            }
+            if j - i >= 2 {
+                var raw = Self.raw(destination)
+                let rc = tether_udp_send_gso(
+                    fd, scratch.baseAddress!.assumingMemoryBound(to: UInt8.self), total, UInt16(size), &raw)
+                if rc != 0 {
+                    segmentationOffload.store(false, ordering: .relaxed)
+                    singles.append(contentsOf: datagrams[i..<j])
+                }
+            } else {
+                singles.append(datagrams[i])
+            }
+            i = max(j, i + 1)
+        }
+        send(singles)
     }
 
     /// Sends datagrams given as (pointer, length, destination).

@@ -236,7 +236,11 @@ public final class WireGuardDevice: @unchecked Sendable {
         let batch = PacketBatch(count: Self.batchSize)
         var jobs: [(slot: Int, job: WireGuardCore.SealJob)] = []
         let sealed = UnsafeMutableBufferPointer<Range<Int>?>.allocate(capacity: Self.batchSize)
-        defer { sealed.deallocate() }
+        let coalesced = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 64)
+        defer {
+            sealed.deallocate()
+            coalesced.deallocate()
+        }
         while isRunning {
             let lengths = end.readPackets(
                 maximum: Self.batchSize, timeoutMilliseconds: 100, into: { batch.slot($0) },
@@ -269,7 +273,7 @@ public final class WireGuardDevice: @unchecked Sendable {
                 guard let range = sealed[k] else { continue }
                 datagrams.append((UnsafeRawBufferPointer(rebasing: batch.slot(slot)[range]), job.endpoint))
             }
-            udp.send(datagrams)
+            udp.send(datagrams, scratch: coalesced)
         }
     }
 
