@@ -157,14 +157,27 @@ int tether_wait_readable(int fd, int timeout_ms) {
 
 #define TETHER_MAX_BATCH 128
 
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+
+int tether_udp_enable_gro(int fd) {
+    int on = 1;
+    return setsockopt(fd, IPPROTO_UDP, UDP_GRO, &on, sizeof on) == 0 ? 0 : -errno;
+}
+
 int tether_udp_recv_batch(int fd, uint8_t *base, size_t stride, size_t offset, size_t capacity, unsigned count,
-                          uint32_t *lengths, tether_endpoint *sources, int timeout_ms) {
+                          uint32_t *lengths, uint16_t *segment_sizes, tether_endpoint *sources, int timeout_ms) {
     if (count > TETHER_MAX_BATCH) count = TETHER_MAX_BATCH;
     int ready = tether_wait_readable(fd, timeout_ms);
     if (ready <= 0) return ready;
     struct mmsghdr msgs[TETHER_MAX_BATCH];
     struct iovec iovs[TETHER_MAX_BATCH];
     struct sockaddr_storage addrs[TETHER_MAX_BATCH];
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } controls[TETHER_MAX_BATCH];
     for (unsigned i = 0; i < count; i++) {
         iovs[i].iov_base = base + i * stride + offset;
         iovs[i].iov_len = capacity;
@@ -173,10 +186,20 @@ int tether_udp_recv_batch(int fd, uint8_t *base, size_t stride, size_t offset, s
         msgs[i].msg_hdr.msg_iovlen = 1;
         msgs[i].msg_hdr.msg_name = &addrs[i];
         msgs[i].msg_hdr.msg_namelen = sizeof addrs[i];
+        msgs[i].msg_hdr.msg_control = controls[i].buf;
+        msgs[i].msg_hdr.msg_controllen = sizeof controls[i].buf;
     }
     int n = recvmmsg(fd, msgs, count, MSG_DONTWAIT, NULL);
     if (n < 0) return (errno == EAGAIN || errno == EINTR) ? 0 : -errno;
     for (int i = 0; i < n; i++) {
+        segment_sizes[i] = 0;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msgs[i].msg_hdr); cm; cm = CMSG_NXTHDR(&msgs[i].msg_hdr, cm)) {
+            if (cm->cmsg_level == IPPROTO_UDP && cm->cmsg_type == UDP_GRO) {
+                int size;
+                memcpy(&size, CMSG_DATA(cm), sizeof size);
+                if (size > 0 && size < 65536) segment_sizes[i] = (uint16_t)size;
+            }
+        }
         // A datagram larger than the buffer is truncated: report it as such
         // (length past capacity) so the caller drops it.
         lengths[i] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? (uint32_t)capacity + 1 : msgs[i].msg_len;

@@ -40,10 +40,15 @@ int tether_udp_open(uint16_t port, uint16_t *bound_port);
 /// Receives up to `count` datagrams with one recvmmsg. Datagram i goes to
 /// `base + i * stride + offset`, at most `capacity` bytes; its length and
 /// source are written to `lengths[i]` and `sources[i]`. Waits at most
-/// `timeout_ms` for the first. Returns the number received, 0 on timeout,
-/// or -errno.
+/// `timeout_ms` for the first. With UDP GRO on (tether_udp_enable_gro), a
+/// slot may hold several datagrams from one source coalesced by the kernel:
+/// `segment_sizes[i]` is then their size (the last may be shorter), else 0.
+/// Returns the number of slots filled, 0 on timeout, or -errno.
 int tether_udp_recv_batch(int fd, uint8_t *base, size_t stride, size_t offset, size_t capacity, unsigned count,
-                          uint32_t *lengths, tether_endpoint *sources, int timeout_ms);
+                          uint32_t *lengths, uint16_t *segment_sizes, tether_endpoint *sources, int timeout_ms);
+
+/// Asks the kernel to coalesce received datagrams (UDP_GRO). 0 or -errno.
+int tether_udp_enable_gro(int fd);
 
 /// Sends `count` datagrams with sendmmsg (retrying the rest after a partial
 /// send). Datagram i is `pointers[i]` of `lengths[i]` bytes to

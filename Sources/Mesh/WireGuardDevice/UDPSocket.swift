@@ -24,25 +24,43 @@ final class UDPSocket: @unchecked Sendable {
         guard rc >= 0 else { throw OpenError(errno: -rc, port: port) }
         fd = rc
         self.port = bound
+        _ = tether_udp_enable_gro(fd)  // best effort: without it, one datagram per slot
     }
 
     deinit { close(fd) }
 
-    /// Receives a batch into `batch` (slot i at its headroom). Returns the
-    /// count and fills lengths and sources; 0 after `timeoutMilliseconds`.
-    func receive(into batch: PacketBatch, sources: inout [Endpoint], timeoutMilliseconds: Int32) -> Int {
+    /// One received datagram: where it sits in the batch and who sent it.
+    struct Received {
+        var slot: Int
+        var range: Range<Int>
+        var source: Endpoint
+    }
+
+    /// Receives a batch into `batch` (slot i at its headroom) and lists the
+    /// datagrams, splitting slots the kernel coalesced (UDP GRO). Empty after
+    /// `timeoutMilliseconds`.
+    func receive(into batch: PacketBatch, datagrams: inout [Received], timeoutMilliseconds: Int32) {
+        datagrams.removeAll(keepingCapacity: true)
         var lengths = [UInt32](repeating: 0, count: batch.count)
+        var segments = [UInt16](repeating: 0, count: batch.count)
         var raw = [tether_endpoint](repeating: tether_endpoint(), count: batch.count)
         let n = tether_udp_recv_batch(
             fd, batch.base.assumingMemoryBound(to: UInt8.self), PacketBatch.stride, PacketBatch.headroom,
-            PacketBatch.capacity, UInt32(batch.count), &lengths, &raw, timeoutMilliseconds)
-        guard n > 0 else { return 0 }
+            PacketBatch.capacity, UInt32(batch.count), &lengths, &segments, &raw, timeoutMilliseconds)
+        guard n > 0 else { return }
         for i in 0..<Int(n) {
-            batch.offsets[i] = PacketBatch.headroom
-            batch.lengths[i] = Int(lengths[i])
-            sources[i] = Self.endpoint(raw[i])
+            let length = Int(lengths[i])
+            guard length <= PacketBatch.capacity else { continue }  // truncated: drop
+            let source = Self.endpoint(raw[i])
+            let start = PacketBatch.headroom
+            let step = segments[i] > 0 ? Int(segments[i]) : length
+            var offset = 0
+            repeat {
+                let size = min(step, length - offset)
+                datagrams.append(Received(slot: i, range: (start + offset)..<(start + offset + size), source: source))
+                offset += size
+            } while offset < length && step > 0
         }
-        return Int(n)
     }
 
     /// Whether UDP segmentation offload still works on this socket; turned

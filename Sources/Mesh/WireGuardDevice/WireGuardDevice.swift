@@ -140,35 +140,36 @@ public final class WireGuardDevice: @unchecked Sendable {
 
     private func receiveLoop() {
         let batch = PacketBatch(count: Self.batchSize)
-        var sources = [Endpoint](repeating: Endpoint(address: .v4(0), port: 0), count: Self.batchSize)
-        var jobs: [(slot: Int, job: WireGuardCore.OpenJob)] = []
-        let plaintexts = UnsafeMutableBufferPointer<Range<Int>?>.allocate(capacity: Self.batchSize)
+        var datagrams: [UDPSocket.Received] = []
+        var jobs: [(datagram: Int, job: WireGuardCore.OpenJob)] = []
+        // With UDP GRO one slot may hold up to 64 KiB of datagrams.
+        let maxDatagrams = Self.batchSize * 64
+        let plaintexts = UnsafeMutableBufferPointer<Range<Int>?>.allocate(capacity: maxDatagrams)
         defer { plaintexts.deallocate() }
         while isRunning {
             let udp = currentSocket
-            let n = udp.receive(into: batch, sources: &sources, timeoutMilliseconds: 100)
-            guard n > 0 else { continue }
+            udp.receive(into: batch, datagrams: &datagrams, timeoutMilliseconds: 100)
+            guard !datagrams.isEmpty else { continue }
             let now = DeviceClock.now()
             jobs.removeAll(keepingCapacity: true)
             var queuedHandshakes = false
             var refused = 0
             let outgoing: [OutgoingDatagram] = core.withLock { c in
-                for i in 0..<n {
-                    let datagram = batch.contents(i)
-                    guard batch.lengths[i] <= PacketBatch.capacity else { continue }
-                    if let first = datagram.first, first != 4, datagram.count >= 4 {
+                for (k, d) in datagrams.enumerated() {
+                    let bytes = UnsafeRawBufferPointer(rebasing: batch.slot(d.slot)[d.range])
+                    if let first = bytes.first, first != 4, bytes.count >= 4 {
                         // Handshake messages go to their own queue and thread.
                         let accepted = handshakes.withLock { q -> Bool in
                             guard q.count < Implementation.maxQueuedIncomingHandshakes else { return false }
-                            q.append((Array(datagram), sources[i]))
+                            q.append((Array(bytes), d.source))
                             return true
                         }
                         queuedHandshakes = queuedHandshakes || accepted
                         if !accepted { refused += 1 }
                         continue
                     }
-                    switch c.prepareDecapsulation(datagram, source: sources[i], now: now) {
-                    case .open(let job): jobs.append((i, job))
+                    switch c.prepareDecapsulation(bytes, source: d.source, now: now) {
+                    case .open(let job): jobs.append((k, job))
                     case .done: break
                     }
                 }
@@ -181,20 +182,21 @@ public final class WireGuardDevice: @unchecked Sendable {
 
             // Decrypt in parallel, in place.
             let jobList = jobs
+            let list = datagrams
             parallel(jobList.count) { k in
-                let (slot, job) = jobList[k]
-                let start = batch.offsets[slot]
-                plaintexts[k] = job.open(batch.slot(slot), datagram: start..<(start + batch.lengths[slot]))
+                let (index, job) = jobList[k]
+                plaintexts[k] = job.open(batch.slot(list[index].slot), datagram: list[index].range)
             }
 
             // Finish in arrival order; deliver.
             var deliveries: [(slot: Int, range: Range<Int>)] = []
             let more: [OutgoingDatagram] = core.withLock { c in
-                for (k, (slot, job)) in jobList.enumerated() {
+                for (k, (index, job)) in jobList.enumerated() {
+                    let d = list[index]
                     let result = c.finishDecapsulation(
-                        job, buffer: UnsafeRawBufferPointer(batch.slot(slot)), plaintext: plaintexts[k],
-                        datagramSize: batch.lengths[slot], source: sources[slot], now: now)
-                    if case .tunnel(_, let range) = result { deliveries.append((slot, range)) }
+                        job, buffer: UnsafeRawBufferPointer(batch.slot(d.slot)), plaintext: plaintexts[k],
+                        datagramSize: d.range.count, source: d.source, now: now)
+                    if case .tunnel(_, let range) = result { deliveries.append((d.slot, range)) }
                 }
                 return c.takeOutgoing()
             }
