@@ -64,7 +64,8 @@ package struct CookieChecker: Sendable {
         let nonce = Nonce24.random()
         let mac1 = UnsafeRawBufferPointer(rebasing: message[macs.mac1..<macs.mac2])
         let sealed = XChaCha20Poly1305.seal(key: cookieKey, nonce: nonce, plaintext: cookie, additionalData: mac1)
-        return CookieReply(receiverIndex: senderIndex, nonce: nonce.withUnsafeBytes { Array($0) }, encryptedCookie: sealed)
+        return CookieReply(
+            receiverIndex: senderIndex, nonce: nonce.withUnsafeBytes { Array($0) }, encryptedCookie: sealed)
     }
 }
 
@@ -86,12 +87,16 @@ package struct CookieGenerator: Sendable {
 
     /// Fills in mac1 and, with a fresh cookie, mac2 of `message`.
     mutating func stamp(_ message: inout [UInt8], _ macs: MACOffsets, now: Instant) {
-        let mac1 = message.withUnsafeBytes { BLAKE2s.mac16(key: mac1Key, UnsafeRawBufferPointer(rebasing: $0[0..<macs.mac1])) }
+        let mac1 = message.withUnsafeBytes {
+            BLAKE2s.mac16(key: mac1Key, UnsafeRawBufferPointer(rebasing: $0[0..<macs.mac1]))
+        }
         message.replaceSubrange(macs.mac1..<macs.mac2, with: mac1.bytes)
         lastMAC1 = mac1
         var mac2 = Bytes16.zero
         if let cookie, now - cookieBirth < Protocol.cookieRefreshTime - Implementation.cookieSecretLatency {
-            mac2 = message.withUnsafeBytes { BLAKE2s.mac16(key: cookie, UnsafeRawBufferPointer(rebasing: $0[0..<macs.mac2])) }
+            mac2 = message.withUnsafeBytes {
+                BLAKE2s.mac16(key: cookie, UnsafeRawBufferPointer(rebasing: $0[0..<macs.mac2]))
+            }
         }
         message.replaceSubrange(macs.mac2..<(macs.mac2 + 16), with: mac2.bytes)
     }

@@ -72,8 +72,12 @@ extension UnsafeRawBufferPointer {
     @inline(__always) func le64(at offset: Int) -> UInt64 {
         UInt64(littleEndian: loadUnaligned(fromByteOffset: offset, as: UInt64.self))
     }
-    func bytes32(at offset: Int) -> Bytes32 { try! Bytes32(UnsafeRawBufferPointer(rebasing: self[offset..<offset + 32])) }
-    func bytes16(at offset: Int) -> Bytes16 { try! Bytes16(UnsafeRawBufferPointer(rebasing: self[offset..<offset + 16])) }
+    func bytes32(at offset: Int) -> Bytes32 {
+        try! Bytes32(UnsafeRawBufferPointer(rebasing: self[offset..<offset + 32]))
+    }
+    func bytes16(at offset: Int) -> Bytes16 {
+        try! Bytes16(UnsafeRawBufferPointer(rebasing: self[offset..<offset + 16]))
+    }
     func array(_ range: Range<Int>) -> [UInt8] { Array(self[range]) }
 }
 

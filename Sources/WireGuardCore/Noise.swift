@@ -67,14 +67,16 @@ package struct SymmetricState: Sendable {
 
     /// EncryptAndHash with nonce 0 and the transcript hash as AD.
     package mutating func encryptAndHash(key: Bytes32, _ plaintext: [UInt8]) -> [UInt8] {
-        let ciphertext = ChaCha20Poly1305.seal(key: key, nonce: Nonce12(counter: 0), plaintext: plaintext, additionalData: hash)
+        let ciphertext = ChaCha20Poly1305.seal(
+            key: key, nonce: Nonce12(counter: 0), plaintext: plaintext, additionalData: hash)
         mixHash(ciphertext)
         return ciphertext
     }
 
     package mutating func decryptAndHash(key: Bytes32, _ ciphertext: [UInt8]) throws(NoiseError) -> [UInt8] {
-        guard let plaintext = try? ChaCha20Poly1305.open(
-            key: key, nonce: Nonce12(counter: 0), ciphertext: ciphertext, additionalData: hash)
+        guard
+            let plaintext = try? ChaCha20Poly1305.open(
+                key: key, nonce: Nonce12(counter: 0), ciphertext: ciphertext, additionalData: hash)
         else { throw .decryptionFailed }
         mixHash(ciphertext)
         return plaintext

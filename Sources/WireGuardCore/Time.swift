@@ -83,8 +83,12 @@ public struct TAI64N: Comparable, Hashable, Sendable {
     public var bytes: [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(Self.size)
-        for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: seconds >> UInt64(shift))) }
-        for shift in stride(from: 24, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: nanoseconds >> UInt32(shift))) }
+        for shift in stride(from: 56, through: 0, by: -8) {
+            out.append(UInt8(truncatingIfNeeded: seconds >> UInt64(shift)))
+        }
+        for shift in stride(from: 24, through: 0, by: -8) {
+            out.append(UInt8(truncatingIfNeeded: nanoseconds >> UInt32(shift)))
+        }
         return out
     }
 

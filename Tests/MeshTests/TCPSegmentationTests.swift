@@ -27,7 +27,8 @@ import Testing
             }
             var pseudo = TCPSegmentation.sum(UnsafeRawBufferPointer(rebasing: ipv6 ? b[8..<40] : b[12..<20]))
             pseudo &+= 6 &+ UInt64(s.count - ip)
-            return TCPSegmentation.fold(TCPSegmentation.sum(UnsafeRawBufferPointer(rebasing: b[ip...]), initial: pseudo))
+            return TCPSegmentation.fold(
+                TCPSegmentation.sum(UnsafeRawBufferPointer(rebasing: b[ip...]), initial: pseudo))
                 == 0xffff
         }
     }

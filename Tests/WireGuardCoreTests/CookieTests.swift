@@ -29,7 +29,9 @@ import WireGuardCore
         var pair = Pair()
         pair.sendFromA()
         pair.deliver()
-        var forged = CookieReply(receiverIndex: 1, nonce: SecureRandom.bytes(24), encryptedCookie: SecureRandom.bytes(32)).bytes
+        var forged = CookieReply(
+            receiverIndex: 1, nonce: SecureRandom.bytes(24), encryptedCookie: SecureRandom.bytes(32)
+        ).bytes
         let r = forged.withUnsafeMutableBytes {
             pair.a.decapsulate($0, datagram: 0..<64, source: pair.endpointB, now: pair.now)
         }

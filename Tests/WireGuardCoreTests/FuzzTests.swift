@@ -78,7 +78,8 @@ import WireGuardCore
                         d[Int.random(in: 0..<d.count, using: &rng)] ^= UInt8.random(in: 1...255, using: &rng)
                     }
                 case 1: d.removeLast(Int.random(in: 1...min(d.count, 40), using: &rng))
-                case 2: d += (0..<Int.random(in: 1...40, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                case 2:
+                    d += (0..<Int.random(in: 1...40, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
                 default:
                     // Only the counter changes: authenticates nowhere.
                     if d[0] == 4 { d[8] ^= 1 } else { d[d.count - 1] ^= 0x80 }
@@ -128,7 +129,8 @@ import WireGuardCore
             let slice = max(0, 16 - head)..<min(buffer.count, 16 + n + tail)
             _ = buffer.withUnsafeMutableBytes { raw in
                 pair.a.encapsulate(
-                    UnsafeMutableRawBufferPointer(rebasing: raw[slice]), packet: (16 - slice.lowerBound)..<(16 - slice.lowerBound + n),
+                    UnsafeMutableRawBufferPointer(rebasing: raw[slice]),
+                    packet: (16 - slice.lowerBound)..<(16 - slice.lowerBound + n),
                     now: pair.now)
             }
             _ = pair.a.takeOutgoing()

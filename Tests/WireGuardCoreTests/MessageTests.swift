@@ -48,7 +48,9 @@ import WireGuardCore
         #expect(c.bytes.count == 64)
         #expect(c.bytes.withUnsafeBytes { CookieReply($0) } == c)
         var t = [UInt8](repeating: 0, count: 32)
-        t.withUnsafeMutableBytes { TransportHeader(receiverIndex: 0xdead_beef, counter: 0x0102_0304_0506_0708).write(to: $0, at: 0) }
+        t.withUnsafeMutableBytes {
+            TransportHeader(receiverIndex: 0xdead_beef, counter: 0x0102_0304_0506_0708).write(to: $0, at: 0)
+        }
         #expect(Array(t[0..<16]) == [4, 0, 0, 0, 0xef, 0xbe, 0xad, 0xde, 8, 7, 6, 5, 4, 3, 2, 1])
         let h = t.withUnsafeBytes { TransportHeader($0) }
         #expect(h == TransportHeader(receiverIndex: 0xdead_beef, counter: 0x0102_0304_0506_0708))

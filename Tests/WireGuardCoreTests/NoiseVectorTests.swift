@@ -33,7 +33,8 @@ private func hex(_ s: String) -> [UInt8] { Hex.decode(s)! }
             ephemeral: try X25519.PublicKey(Array(wire1[0..<32])), encryptedStatic: Array(wire1[32..<80]),
             encryptedPayload: Array(wire1[80...]))
         let initiatorKey = initiatorStatic.publicKey
-        let read = try NoiseIKpsk2.readMessage1(state: &responder, responderStatic: responderStatic, message: received) {
+        let read = try NoiseIKpsk2.readMessage1(state: &responder, responderStatic: responderStatic, message: received)
+        {
             $0 == initiatorKey ? ss : nil
         }
         #expect(read.initiatorStatic == initiatorKey)
@@ -102,7 +103,8 @@ private func hex(_ s: String) -> [UInt8] { Hex.decode(s)! }
         let message = out[0].bytes.withUnsafeBytes { HandshakeInitiation($0) }!
 
         var state = NoiseIKpsk2.initialState(
-            SymmetricState(protocolName: Protocol.construction, prologue: Protocol.identifier), responderStatic: bPublic)
+            SymmetricState(protocolName: Protocol.construction, prologue: Protocol.identifier), responderStatic: bPublic
+        )
         let ss = try bCopy.sharedSecret(with: aPublic)
         let read = try NoiseIKpsk2.readMessage1(
             state: &state, responderStatic: bCopy,

@@ -105,7 +105,9 @@ import WireGuardCore
         _ = junk.withUnsafeMutableBytes {
             pair.a.decapsulate($0, datagram: 0..<64, source: Endpoint("203.0.113.9:1")!, now: pair.now)
         }
-        var fakeCookie = CookieReply(receiverIndex: 0, nonce: SecureRandom.bytes(24), encryptedCookie: SecureRandom.bytes(32)).bytes
+        var fakeCookie = CookieReply(
+            receiverIndex: 0, nonce: SecureRandom.bytes(24), encryptedCookie: SecureRandom.bytes(32)
+        ).bytes
         _ = fakeCookie.withUnsafeMutableBytes {
             pair.a.decapsulate($0, datagram: 0..<64, source: Endpoint("203.0.113.9:2")!, now: pair.now)
         }

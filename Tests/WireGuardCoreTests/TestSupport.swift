@@ -110,11 +110,15 @@ struct Pair {
                 var bytes = d.bytes
                 let source = fromA ? endpointA : endpointB
                 if fromA {
-                    let r = bytes.withUnsafeMutableBytes { b.decapsulate($0, datagram: 0..<$0.count, source: source, now: now) }
+                    let r = bytes.withUnsafeMutableBytes {
+                        b.decapsulate($0, datagram: 0..<$0.count, source: source, now: now)
+                    }
                     lastResultB = r
                     if case .tunnel(_, let range) = r { deliveredToB.append(Array(bytes[range])) }
                 } else {
-                    let r = bytes.withUnsafeMutableBytes { a.decapsulate($0, datagram: 0..<$0.count, source: source, now: now) }
+                    let r = bytes.withUnsafeMutableBytes {
+                        a.decapsulate($0, datagram: 0..<$0.count, source: source, now: now)
+                    }
                     lastResultA = r
                     if case .tunnel(_, let range) = r { deliveredToA.append(Array(bytes[range])) }
                 }

@@ -40,7 +40,8 @@ public final class WireGuardDevice: @unchecked Sendable {
     /// is given, like wireguard-go before `wg set … private-key`.
     public init(end: PacketEnd, listenPort: UInt16 = 0, privateKey: consuming X25519.PrivateKey? = nil) throws {
         let hasKey = privateKey != nil
-        var interface = Interface(privateKey: privateKey ?? X25519.PrivateKey(), wallClockOffset: DeviceClock.wallClockOffset())
+        var interface = Interface(
+            privateKey: privateKey ?? X25519.PrivateKey(), wallClockOffset: DeviceClock.wallClockOffset())
         interface.mtu = end.mtu
         core = Mutex(interface)
         let udp = try UDPSocket(port: listenPort)
