@@ -9,6 +9,8 @@ let package = Package(
     products: [
         .executable(name: "tether", targets: ["tether"]),
         .library(name: "CryptoPrimitives", targets: ["CryptoPrimitives"]),
+        .library(name: "WireGuardCore", targets: ["WireGuardCore"]),
+        .library(name: "Mesh", targets: ["Mesh"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
@@ -37,8 +39,16 @@ let package = Package(
         ),
 
         .target(
-            name: "Mesh",
+            name: "WireGuardCore",
             dependencies: ["CryptoPrimitives"]
+        ),
+
+        // Linux system calls for the WireGuard device (recvmmsg/sendmmsg,
+        // TUNSETIFF); imported only by Mesh.
+        .target(name: "CMeshLinux"),
+        .target(
+            name: "Mesh",
+            dependencies: ["WireGuardCore", "CryptoPrimitives", "CMeshLinux"]
         ),
 
         .executableTarget(
@@ -46,6 +56,7 @@ let package = Package(
             dependencies: [
                 "CryptoPrimitives",
                 "Mesh",
+                "WireGuardCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -55,8 +66,12 @@ let package = Package(
             dependencies: ["CryptoPrimitives"]
         ),
         .testTarget(
+            name: "WireGuardCoreTests",
+            dependencies: ["WireGuardCore", "CryptoPrimitives"]
+        ),
+        .testTarget(
             name: "MeshTests",
-            dependencies: ["Mesh", "CryptoPrimitives"]
+            dependencies: ["Mesh", "WireGuardCore", "CryptoPrimitives"]
         ),
         // Runs the built `tether` binary against real peers (wg).
         .testTarget(

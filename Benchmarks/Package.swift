@@ -28,6 +28,17 @@ let package = Package(
             path: "Benchmarks/CryptoBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
+        .executableTarget(
+            name: "WireGuardBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "CryptoPrimitives", package: "Tether"),
+                .product(name: "WireGuardCore", package: "Tether"),
+                "RawSodium",
+            ],
+            path: "Benchmarks/WireGuardBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
