@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "tether", targets: ["tether"]),
         .library(name: "CryptoPrimitives", targets: ["CryptoPrimitives"]),
+        .library(name: "Netstack", targets: ["Netstack"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
@@ -36,6 +37,11 @@ let package = Package(
             dependencies: ["CSodium", "COpenSSL"]
         ),
 
+        .target(
+            name: "Netstack",
+            dependencies: ["CryptoPrimitives"]
+        ),
+
         .executableTarget(
             name: "tether",
             dependencies: [
@@ -47,6 +53,10 @@ let package = Package(
         .testTarget(
             name: "CryptoPrimitivesTests",
             dependencies: ["CryptoPrimitives"]
+        ),
+        .testTarget(
+            name: "NetstackTests",
+            dependencies: ["Netstack"]
         ),
     ],
     swiftLanguageModes: [.v6]
