@@ -260,7 +260,7 @@ let v6b = IPAddress("fd7a:115c:a1e0::2")!
                 try ICMPv6Repr.parse(try ICMPv6Packet(checking: buf), source: a, destination: b)
             }
             #expect(parsed == repr)
-            bytes.withUnsafeBytes { buf in
+            _ = bytes.withUnsafeBytes { buf in
                 #expect(throws: WireError.badChecksum) {
                     try ICMPv6Repr.parse(try ICMPv6Packet(checking: buf), source: a, destination: IPv6Address("fd00::3")!)
                 }

@@ -6,8 +6,18 @@ import CryptoPrimitives
 /// per-connection random TSval offset; it comes from the same hash.
 package struct SequenceNumberGenerator: Sendable {
     private let secret: Bytes32
+    /// Tests pin the ISN (to exercise wrap-around); nil in real use.
+    private let fixedISN: SeqNumber?
 
-    package init(secret: Bytes32 = SecureRandom.bytes32()) { self.secret = secret }
+    package init(secret: Bytes32 = SecureRandom.bytes32()) {
+        self.secret = secret
+        fixedISN = nil
+    }
+
+    package init(fixedISN: SeqNumber) {
+        secret = Bytes32.zero
+        self.fixedISN = fixedISN
+    }
 
     package func generate(local: SocketAddress, remote: SocketAddress, now: NetInstant) -> (
         isn: SeqNumber, timestampOffset: UInt32
@@ -30,6 +40,6 @@ package struct SequenceNumberGenerator: Sendable {
         let f = UInt32(mac[0]) << 24 | UInt32(mac[1]) << 16 | UInt32(mac[2]) << 8 | UInt32(mac[3])
         let offset = UInt32(mac[4]) << 24 | UInt32(mac[5]) << 16 | UInt32(mac[6]) << 8 | UInt32(mac[7])
         let m = UInt32(truncatingIfNeeded: now.nanoseconds / 4000)
-        return (SeqNumber(f &+ m), offset)
+        return (fixedISN ?? SeqNumber(f &+ m), offset)
     }
 }
