@@ -251,6 +251,13 @@ package struct TCPConnection {
 
     package var writableBytes: Int { Swift.max(options.sendBufferSize - sendQueue.count, 0) }
 
+    /// RCV.NXT and SND.UNA/SND.NXT, read-only, for diagnostics and tests.
+    package var receiveNext: SeqNumber { rcvNxt }
+    package var sendUnacknowledged: SeqNumber { sndUna }
+    package var sendNext: SeqNumber { sndNxt }
+    package var receiveBufferLimit: Int { receiveBufferSize }
+    package var congestionWindow: Int { cwnd }
+
     /// Bytes written but not yet acknowledged (for backpressure and tests).
     package var unacknowledgedBytes: Int { sendQueue.count }
 
