@@ -192,7 +192,7 @@ package struct StackCore {
         if table[slot.key] == id { table[slot.key] = nil }
         timers.schedule(id, at: nil)
         if slot.connection.state == .timeWait { timeWaitCount -= 1 }
-        if slot.pendingAcceptPort != nil || slot.forwarded && !slot.hasHandle {
+        if slot.pendingAcceptPort != nil || slot.forwarded {
             releaseAcceptSlot(id, slot)
         }
     }
@@ -350,6 +350,8 @@ package struct StackCore {
 
     package func isListening(port: UInt16) -> Bool { listeners[port] != nil }
 
+    package func hasPendingAccept(port: UInt16) -> Bool { listeners[port]?.acceptQueue.isEmpty == false }
+
     /// The next established connection on `port`, now owned by the caller.
     package mutating func accept(port: UInt16) -> ConnectionID? {
         guard var l = listeners[port], !l.acceptQueue.isEmpty else { return nil }
@@ -365,6 +367,7 @@ package struct StackCore {
         guard !forwardedConnections.isEmpty else { return nil }
         let id = forwardedConnections.removeFirst()
         slots[id]?.hasHandle = true
+        slots[id]?.forwarded = false  // handed over: from now on an ordinary connection
         return id
     }
 
@@ -476,6 +479,8 @@ package struct StackCore {
     }
 
     package func isBoundUDP(port: UInt16) -> Bool { udp[port] != nil }
+
+    package func hasQueuedUDP(port: UInt16) -> Bool { udp[port]?.queue.isEmpty == false }
 
     /// Sends one datagram; `source` must be one of our addresses.
     package mutating func sendUDP(from source: SocketAddress, to destination: SocketAddress, payload: [UInt8]) throws(
