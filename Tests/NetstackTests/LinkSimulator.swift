@@ -183,7 +183,9 @@ struct BulkEndpoint {
 
     mutating func pump(_ core: inout StackCore, _ id: StackCore.ConnectionID, now: NetInstant) {
         while written < total {
-            let n = Swift.min(scratch.count, total - written)
+            let room = core.connection(id)?.writableBytes ?? 0
+            let n = Swift.min(scratch.count, total - written, room)
+            if n == 0 { break }
             for i in 0..<n { scratch[i] = streamByte(written + i, tag: tag) }
             let accepted = scratch.withUnsafeBytes { core.write(id, UnsafeRawBufferPointer(rebasing: $0[0..<n]), now: now) }
             written += accepted

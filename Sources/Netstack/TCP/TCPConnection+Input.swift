@@ -257,6 +257,7 @@ extension TCPConnection {
         var data = payload
         var fin = seg.control == .fin
         guard data.count > 0 || fin else { return }
+        largestSegmentReceived = Swift.max(largestSegmentReceived, data.count)
 
         switch state {
         case .established, .finWait1, .finWait2, .synReceived:
@@ -315,7 +316,7 @@ extension TCPConnection {
             }
             if let f = reassembly.finSequence, f == rcvNxt {
                 receiveFIN(now: now)
-            } else if bytesSinceAck >= 2 * localMSS {
+            } else if bytesSinceAck >= 2 * Swift.min(largestSegmentReceived, localMSS) {
                 ackNow = true  // at least every second full-sized segment (RFC 5681 §4.2)
             } else if !ackNow && timers.delayedAck == nil {
                 timers.delayedAck = now + TCPConstants.delayedAckTimeout

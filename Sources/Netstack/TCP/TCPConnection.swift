@@ -104,6 +104,8 @@ package struct TCPConnection {
     // MARK: ACK generation and probes
     var ackNow = false
     var bytesSinceAck = 0
+    /// Largest payload seen from the peer: "a full-sized segment" for the ACK-every-second rule.
+    var largestSegmentReceived = 0
     var pendingReset: TCPRepr?
     var probeNeeded = false
     var forceSend = false
