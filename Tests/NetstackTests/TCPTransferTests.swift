@@ -35,6 +35,11 @@ func bulkBothWays(_ sim: inout LinkSimulator, bytes: Int, v6: Bool = false, limi
         return ea.sawEnd && eb.sawEnd && ea.received == bytes && eb.received == bytes
     }
     #expect(ok, "transfer incomplete: A got \(ea.received), B got \(eb.received) of \(bytes)")
+    if !ok {
+        print("now \(sim.now)")
+        print("A: \(sim.a.connection(client)?.debugSummary ?? "gone")")
+        print("B: \(sim.b.connection(server)?.debugSummary ?? "gone")")
+    }
     #expect(ea.mismatches == 0 && eb.mismatches == 0)
     let seconds = Double((sim.now - start).components.seconds) + Double((sim.now - start).components.attoseconds) / 1e18
     let sa = sim.a.connection(client)?.stats

@@ -242,10 +242,11 @@ extension TCPConnection {
                     break
                 }
             }
-        } else if ack == sndUna && sndMax > sndUna && seg.payloadLength == 0 && seg.control == .none
-            && (sndWnd == oldWindow || sackAdded)
+        } else if ack == sndUna && sndMax > sndUna
+            && (sackAdded || (seg.payloadLength == 0 && seg.control == .none && sndWnd == oldWindow))
         {
-            // RFC 5681 §2 duplicate ACK (RFC 6675 counts new SACK information the same way).
+            // A duplicate ACK: RFC 5681 §2's definition, or RFC 6675 §2's — any ACK
+            // carrying new SACK information, even on a data segment of a two-way flow.
             onDuplicateAck(now: now)
         }
     }

@@ -75,8 +75,11 @@ extension TCPConnection {
         return TCPOutput(repr: repr, payloadOffset: 0, segmentSize: 0)
     }
 
+    /// A pure ACK carries SND.MAX — RFC 9293's SND.NXT, which never moves
+    /// back. Our SND.NXT rewinds after a timeout; an ACK numbered from there
+    /// could fall below the peer's RCV.NXT and be dropped unprocessed.
     private mutating func makeAck(now: NetInstant) -> TCPOutput {
-        let repr = makeHeader(seq: sndNxt, now: now)
+        let repr = makeHeader(seq: sndMax, now: now)
         return TCPOutput(repr: repr, payloadOffset: 0, segmentSize: 0)
     }
 

@@ -260,6 +260,16 @@ package struct TCPConnection {
     package var receiveBufferLimit: Int { receiveBufferSize }
     package var congestionWindow: Int { cwnd }
 
+    /// One line of state for diagnostics.
+    package var debugSummary: String {
+        "\(state) una=\(sndUna) nxt=\(sndNxt) max=\(sndMax) end=\(dataEnd) fin=\(finQueued) wnd=\(sndWnd) cwnd=\(cwnd) "
+            + "ssthresh=\(ssthresh) rec=\(inRecovery) dup=\(duplicateAcks) sb=\(scoreboard.ranges.count) "
+            + "rcvNxt=\(rcvNxt) adv=\(rcvAdvertised - rcvNxt) rq=\(receiveQueue.count) ooo=\(reassembly.runs.count) "
+            + "finRcvd=\(finReceived) timers=rtx:\(timers.retransmit.map { "\($0)" } ?? "-") "
+            + "persist:\(timers.persist.map { "\($0)" } ?? "-") dack:\(timers.delayedAck.map { "\($0)" } ?? "-") "
+            + "ackNow=\(ackNow) rtxCount=\(retransmitCount)"
+    }
+
     /// Bytes written but not yet acknowledged (for backpressure and tests).
     package var unacknowledgedBytes: Int { sendQueue.count }
 
