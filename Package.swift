@@ -42,10 +42,16 @@ let package = Package(
             dependencies: ["CryptoPrimitives"]
         ),
 
+        .target(
+            name: "Mesh",
+            dependencies: ["CryptoPrimitives"]
+        ),
+
         .executableTarget(
             name: "tether",
             dependencies: [
                 "CryptoPrimitives",
+                "Mesh",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -57,6 +63,15 @@ let package = Package(
         .testTarget(
             name: "NetstackTests",
             dependencies: ["Netstack"]
+        ),
+        .testTarget(
+            name: "MeshTests",
+            dependencies: ["Mesh", "CryptoPrimitives"]
+        ),
+        // Runs the built `tether` binary against real peers (wg).
+        .testTarget(
+            name: "tetherTests",
+            dependencies: ["tether"]
         ),
     ],
     swiftLanguageModes: [.v6]
