@@ -1,0 +1,237 @@
+/// A userspace TCP/IP stack on one link: the async face of `StackCore`.
+///
+/// One lock guards the core; packets leave and waiters wake outside it. A
+/// background task runs the timers. Sockets (`TCPStream`, `TCPListener`,
+/// `UDPSocket`) are thin handles that call back into the stack.
+public final class NetStack: Sendable {
+    public struct Configuration: Sendable {
+        public var addresses: [IPAddress]
+        /// Nagle off for every new connection (each socket can still choose).
+        public var noDelay = false
+        public var keepalive = false
+        public var maximumReceiveBuffer = TCPConstants.maximumReceiveBuffer
+        public var sendBuffer = TCPConstants.sendBuffer
+
+        public init(addresses: [IPAddress]) { self.addresses = addresses }
+    }
+
+    /// Where connections and datagrams to ports nobody listens on go (the
+    /// agent forwards them to the workspace's loopback).
+    public struct Forwarder: Sendable {
+        public var tcp: @Sendable (TCPStream) -> Void
+        public var udp: @Sendable (UDPMessage) -> Void
+
+        public init(tcp: @escaping @Sendable (TCPStream) -> Void, udp: @escaping @Sendable (UDPMessage) -> Void) {
+            self.tcp = tcp
+            self.udp = udp
+        }
+    }
+
+    enum WaitKey: Hashable {
+        case connection(Int)
+        case listener(UInt16)
+        case udp(UInt16)
+    }
+
+    struct State {
+        var core: StackCore
+        var waiters: [WaitKey: [CheckedContinuation<Void, Never>]] = [:]
+        var running = true
+    }
+
+    private let state: Locked<State>
+    let link: any NetLink
+    private let forwarder: Forwarder?
+    private let timerTask = Locked<Task<Void, Never>?>(nil)
+
+    public init(_ configuration: Configuration, link: any NetLink, forwarder: Forwarder? = nil) {
+        var o = TCPConnection.Options()
+        o.noDelay = configuration.noDelay
+        o.keepalive = configuration.keepalive
+        o.maximumReceiveBuffer = configuration.maximumReceiveBuffer
+        o.sendBufferSize = configuration.sendBuffer
+        var core = StackCore(addresses: configuration.addresses, mtu: link.mtu, tcpOptions: o)
+        core.forwardUnlistened = forwarder != nil
+        state = Locked(State(core: core))
+        self.link = link
+        self.forwarder = forwarder
+        let task = Task.detached { [weak self] in
+            while let self, self.runTimers() {
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+        }
+        timerTask.withLock { $0 = task }
+    }
+
+    deinit {
+        timerTask.withLock { $0?.cancel() }
+    }
+
+    /// Stops the timer task and fails every waiting call.
+    public func stop() {
+        let waiters = state.withLock { s in
+            s.running = false
+            let w = s.waiters.values.flatMap { $0 }
+            s.waiters = [:]
+            return w
+        }
+        timerTask.withLock { $0?.cancel() }
+        for w in waiters { w.resume() }
+    }
+
+    /// Feeds one IP packet that arrived on the link.
+    public func input(_ packet: UnsafeRawBufferPointer) {
+        withCore { core, now in core.input(packet, now: now) }
+    }
+
+    public func input(_ packet: [UInt8]) {
+        packet.withUnsafeBytes { input($0) }
+    }
+
+    /// Counters of what came in and what was dropped why.
+    package var counters: StackCore.Counters { state.withLock { $0.core.counters } }
+
+    private func runTimers() -> Bool {
+        withCore { core, now in
+            if let d = core.nextDeadline, d <= now { core.handleTimers(now: now) }
+        }
+        return state.withLock { $0.running }
+    }
+
+    /// Runs `body` on the core under the lock; afterwards, outside it, sends
+    /// the packets it produced, wakes waiters whose sockets changed and hands
+    /// new work to the forwarder.
+    @discardableResult
+    func withCore<R>(_ body: (inout StackCore, NetInstant) throws -> R) rethrows -> R {
+        let now = NetInstant.now()
+        var forwardedIDs: [Int] = []
+        var datagrams: [StackCore.Datagram] = []
+        let (result, packets, wake) = try state.withLock { s in
+            let r = try body(&s.core, now)
+            let packets = s.core.outbound
+            s.core.outbound = []
+            var wake: [CheckedContinuation<Void, Never>] = []
+            for id in s.core.changedConnections {
+                if let w = s.waiters.removeValue(forKey: .connection(id)) { wake += w }
+            }
+            for p in s.core.changedListeners {
+                if let w = s.waiters.removeValue(forKey: .listener(p)) { wake += w }
+            }
+            for p in s.core.changedUDPPorts {
+                if let w = s.waiters.removeValue(forKey: .udp(p)) { wake += w }
+            }
+            s.core.changedConnections.removeAll(keepingCapacity: true)
+            s.core.changedListeners.removeAll(keepingCapacity: true)
+            s.core.changedUDPPorts.removeAll(keepingCapacity: true)
+            if forwarder != nil {
+                while let id = s.core.acceptForwarded() { forwardedIDs.append(id) }
+                datagrams = s.core.forwardedDatagrams
+                s.core.forwardedDatagrams = []
+            }
+            return (r, packets, wake)
+        }
+        if !packets.isEmpty { link.send(packets) }
+        for w in wake { w.resume() }
+        if let forwarder {
+            for id in forwardedIDs {
+                guard let c = state.withLock({ $0.core.connection(id) }) else { continue }
+                forwarder.tcp(TCPStream(stack: self, id: id, local: c.local, remote: c.remote))
+            }
+            for d in datagrams {
+                forwarder.udp(UDPMessage(source: d.source, destination: d.destination, payload: d.payload))
+            }
+        }
+        return result
+    }
+
+    /// Suspends until `ready` holds on the core, re-checking after every change to `key`.
+    func wait(_ key: WaitKey, until ready: (inout StackCore) -> Bool) async {
+        while true {
+            if state.withLock({ s in !s.running || ready(&s.core) }) { return }
+            await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
+                let immediate = state.withLock { s -> Bool in
+                    if !s.running || ready(&s.core) { return true }
+                    s.waiters[key, default: []].append(cont)
+                    return false
+                }
+                if immediate { cont.resume() }
+            }
+        }
+    }
+
+    // MARK: TCP
+
+    /// Starts accepting connections on `port` (all local addresses).
+    public func listen(port: UInt16, backlog: Int = 1024) throws(NetstackError) -> TCPListener {
+        let r: Result<Void, NetstackError> = state.withLock { s in
+            do throws(NetstackError) {
+                try s.core.listen(port: port, backlog: backlog)
+                return .success(())
+            } catch {
+                return .failure(error)
+            }
+        }
+        try r.get()
+        return TCPListener(stack: self, port: port)
+    }
+
+    /// Opens a connection; returns once it is established.
+    public func dial(_ remote: SocketAddress, noDelay: Bool? = nil) async throws(NetstackError) -> TCPStream {
+        let result: Result<Int, NetstackError> = withCore { core, now in
+            var o = core.tcpOptions
+            if let noDelay { o.noDelay = noDelay }
+            do throws(NetstackError) {
+                return .success(try core.connect(to: remote, options: o, now: now))
+            } catch {
+                return .failure(error)
+            }
+        }
+        let id = try result.get()
+        await wait(.connection(id)) { core in
+            guard let c = core.connection(id) else { return true }
+            return c.isEstablished || c.isClosed
+        }
+        let c = state.withLock { $0.core.connection(id) }
+        guard let c, c.isEstablished, !c.isClosed || c.error == nil else {
+            let kind = c?.error ?? .closed
+            withCore { core, now in core.abort(id, now: now) }
+            throw NetstackError(kind, "dial \(remote)")
+        }
+        return TCPStream(stack: self, id: id, local: c.local, remote: c.remote)
+    }
+
+    // MARK: UDP
+
+    public func bindUDP(port: UInt16) throws(NetstackError) -> UDPSocket {
+        let r: Result<Void, NetstackError> = state.withLock { s in
+            do throws(NetstackError) {
+                try s.core.bindUDP(port: port)
+                return .success(())
+            } catch {
+                return .failure(error)
+            }
+        }
+        try r.get()
+        return UDPSocket(stack: self, port: port)
+    }
+
+    /// Sends a datagram from any of our addresses and any port (the forwarder replies this way).
+    public func sendUDP(from source: SocketAddress, to destination: SocketAddress, payload: [UInt8]) throws(NetstackError) {
+        let r: Result<Void, NetstackError> = withCore { core, _ in
+            do throws(NetstackError) {
+                try core.sendUDP(from: source, to: destination, payload: payload)
+                return .success(())
+            } catch {
+                return .failure(error)
+            }
+        }
+        try r.get()
+    }
+}
+
+/// One UDP datagram with both ends.
+public struct UDPMessage: Sendable {
+    public var source: SocketAddress
+    public var destination: SocketAddress
+    public var payload: [UInt8]
+}
