@@ -104,6 +104,12 @@ public final class DERPServer: Sendable {
         }
     }
 
+    /// Closes every client connection (shutdown).
+    public func closeAll(reason: String) {
+        let all = registry.withLock { Array($0.clients.values) }
+        for client in all { client.requestClose(reason: reason) }
+    }
+
     /// Closes a local client's connection (ClosePeer from a mesh peer).
     func closeClient(_ key: NodeKey, reason: String) {
         registry.withLock { $0.clients[key] }?.requestClose(reason: reason)

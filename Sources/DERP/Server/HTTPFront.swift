@@ -161,9 +161,9 @@ final class DERPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A refused upgrade arrives here before the request itself does.
-        if let error = error as? DERPError, error.kind == .upgradeRefused { return }
-        context.close(promise: nil)
+        // A refused upgrade (wrong path, no `derp` subprotocol) arrives here
+        // just before the request itself, which then gets its answer; parse
+        // errors were already answered with 400 by NIO's error handler.
     }
 
     private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {

@@ -76,12 +76,6 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         if case .closed = state { return }
-        if let limit = bucket {
-            var b = limit
-            let pause = b.take(bytes.readableBytes, now: .now())
-            bucket = b
-            if pause > .zero { pauseReading(for: pause, context: context) }
-        }
         if cumulation == nil {
             cumulation = bytes
         } else {
@@ -115,6 +109,7 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
             case .admitting, .closed, .idle: return
             default: break
             }
+            if readPaused { return }
             let frame: Frame?
             do {
                 frame = try decoder.decode(&buffer)
@@ -134,6 +129,13 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
                 return
             }
             handle(frame)
+            if bucket != nil, case .sendPacket(_, let packet) = frame {
+                // Pace per frame, as Tailscale's reader waits on its limiter
+                // before each packet: in debt, stop handling frames and stop
+                // reading; TCP then pushes back on the sender.
+                let pause = bucket!.take(DERPWire.frameHeaderLength + DERPWire.keyLength + packet.readableBytes, now: .now())
+                if pause > .zero { pauseReading(for: pause) }
+            }
         }
     }
 
@@ -276,8 +278,8 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
         close(reason: "frame type 0x\(DERPError.hex(frame.type)) needs the mesh key")
     }
 
-    private func pauseReading(for pause: TimeAmount, context: ChannelHandlerContext) {
-        guard !readPaused else { return }
+    private func pauseReading(for pause: TimeAmount) {
+        guard !readPaused, let context else { return }
         readPaused = true
         context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -287,6 +289,7 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
             guard let context = this.context, case .loggedIn = this.state else { return }
             context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
             context.read()
+            this.processFrames()
         }
     }
 
