@@ -42,7 +42,7 @@ struct Dialer {
                 try ops.addHandler(WritabilityObserver(onChange: writabilityChanged))
             }
         }
-        let channel = try await ClientBootstrap(group: loop)
+        let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
@@ -65,7 +65,13 @@ struct Dialer {
                     try ops.addHandler(refusal)
                 }
             }
-            .connect(host: url.host, port: url.port).get()
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.connect(host: url.host, port: url.port).get()
+        } catch {
+            loggedIn.fail(error)
+            throw error
+        }
 
         var headers: HTTPHeaders = ["Host": url.hostHeader, "Content-Length": "0"]
         if transport == .webSocket { headers.add(name: "Sec-WebSocket-Protocol", value: DERPWire.webSocketSubprotocol) }

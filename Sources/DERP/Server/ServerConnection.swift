@@ -93,7 +93,8 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        close(reason: "transport error: \(error)")
+        // A reset or a TLS failure is how clients often leave: not news.
+        close(reason: "transport error: \(error)", level: .debug)
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -350,9 +351,9 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
     // MARK: - Closing
 
     /// Closes this connection only, logging why.
-    func close(reason: String) {
+    func close(reason: String, level: Logger.Level = .info) {
         if case .closed = state { return }
-        logger.info("closing DERP connection", metadata: ["reason": "\(reason)"])
+        logger.log(level: level, "closing DERP connection", metadata: ["reason": "\(reason)"])
         finish()
         context?.close(promise: nil)
     }
