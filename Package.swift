@@ -61,6 +61,8 @@ let package = Package(
                 "CryptoPrimitives",
                 "DERP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
