@@ -81,6 +81,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Runs the built `tether` binary against real peers (wg).
+        .testTarget(
+            name: "tetherTests",
+            dependencies: ["tether"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
