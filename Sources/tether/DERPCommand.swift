@@ -44,6 +44,9 @@ struct DERPCommand: AsyncParsableCommand {
     @Option(help: "Burst of the per-client rate limit in bytes.")
     var rateBurst = 0
 
+    @Option(help: "Packets queued per client before the oldest is dropped.")
+    var queueDepth = 32
+
     @Flag(help: "Log every connection at debug level.")
     var verbose = false
 
@@ -73,6 +76,8 @@ struct DERPCommand: AsyncParsableCommand {
             throw ValidationError("--mesh-peer needs --mesh-key-file")
         }
         if rateLimit > 0 { configuration.rateLimit = (rateLimit, max(rateBurst, rateLimit / 10, 64 << 10)) }
+        guard queueDepth > 0 else { throw ValidationError("--queue-depth must be at least 1") }
+        configuration.queueDepth = queueDepth
         configuration.logger.logLevel = verbose ? .debug : .info
         var tls: NIOSSLContext?
         if let certificate {

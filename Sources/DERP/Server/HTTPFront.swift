@@ -107,9 +107,11 @@ public final class DERPHTTPServer: Sendable {
         return DERPHTTPServer(server: server, channel: channel)
     }
 
+    /// Stops listening, leaves the mesh and closes every client.
     public func close() async throws {
         server.stopMesh()
         try await channel.close()
+        server.closeAll(reason: "server shutting down")
     }
 }
 

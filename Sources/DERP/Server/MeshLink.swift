@@ -8,7 +8,7 @@ import NIOCore
 /// link breaks, every route through it is dropped and it dials again.
 final class MeshLink: Sendable {
     let client: DERPClient
-    private unowned let server: DERPServer
+    private weak let server: DERPServer?
 
     init(server: DERPServer, peer: DERPURL, meshKey: String, group: any EventLoopGroup) {
         self.server = server
@@ -25,6 +25,7 @@ final class MeshLink: Sendable {
         client.start()
         Task { [self] in
             for await event in client.events {
+                guard let server else { return }
                 switch event {
                 case .peerPresent(let present):
                     guard !present.flags.contains(.meshPeer), present.key != server.publicKey else { continue }

@@ -89,6 +89,7 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
             logger.debug("connection ended inside a frame", metadata: ["buffered": "\(cumulation.readableBytes)"])
         }
         finish()
+        self.context = nil
         context.fireChannelInactive()
     }
 
