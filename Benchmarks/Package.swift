@@ -10,6 +10,7 @@ let package = Package(
     dependencies: [
         .package(name: "Tether", path: "../"),
         .package(url: "https://github.com/ordo-one/package-benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // The references: plain C calling libsodium directly, no Swift in the
@@ -28,6 +29,7 @@ let package = Package(
             path: "Benchmarks/CryptoBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
+<<<<<<< HEAD
         .executableTarget(
             name: "WireGuardBenchmarks",
             dependencies: [
@@ -37,6 +39,19 @@ let package = Package(
                 "RawSodium",
             ],
             path: "Benchmarks/WireGuardBenchmarks",
+=======
+        // DERP relay against socat (issue 5); needs TETHER_BIN (scripts/bench.sh).
+        .executableTarget(
+            name: "DERPBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "CryptoPrimitives", package: "Tether"),
+                .product(name: "DERP", package: "Tether"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Benchmarks/DERPBenchmarks",
+>>>>>>> derp
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
     ],

@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
+# The DERP benchmarks run the relay as its own process, as socat runs.
+swift build -c release --product tether
+TETHER_BIN="$(swift build -c release --show-bin-path)/tether"
+export TETHER_BIN
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 (cd Benchmarks && swift package --disable-sandbox benchmark --format jmh --path "$out" --no-progress "$@")

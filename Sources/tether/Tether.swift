@@ -7,11 +7,12 @@ import CryptoPrimitives
 
 /// The `tether` command line. Subcommands are added as their modules land.
 @main
-struct Tether: ParsableCommand {
+struct Tether: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tether",
         abstract: "Connectivity for self-hosted cloud development environments.",
         subcommands: [GenKey.self, PubKey.self, STUNCommand.self, NetcheckCommand.self, WireGuardCommand.self]
+        subcommands: [GenKey.self, PubKey.self, DERPCommand.self]
     )
 }
 

@@ -1,0 +1,163 @@
+import CryptoPrimitives
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import NIOWebSocket
+
+/// Opens one DERP connection: TCP, TLS for `https`, then `GET /derp` with
+/// `Upgrade: DERP` or, for `.webSocket`, a WebSocket upgrade offering the
+/// subprotocol `derp`; then the login. Fails with `.upgradeRefused` when the
+/// server (or a proxy) answers anything but `101`.
+struct Dialer {
+    let url: DERPURL
+    let transport: DERPClient.Transport
+    let tls: TLSConfiguration
+    let connectTimeout: TimeAmount
+    let readTimeout: TimeAmount
+    let loginTimeout: TimeAmount
+    let logger: Logger
+
+    func dial(
+        group: any EventLoopGroup, identity: Identity, info: ClientInfo, expectedServerKey: NodeKey?,
+        writabilityChanged: @escaping @Sendable (any Channel) -> Void, onEvent: @escaping @Sendable (DERPEvent) -> Void
+    ) async throws -> (channel: any Channel, serverKey: NodeKey, serverInfo: ServerInfo) {
+        let loop = group.next()
+        let loggedIn = loop.makePromise(of: (NodeKey, ServerInfo).self)
+        let sslContext = url.useTLS ? try NIOSSLContext(configuration: tls) : nil
+        let url = self.url
+        let transport = self.transport
+        let readTimeout = self.readTimeout
+        let logger = self.logger
+        let installDERP: @Sendable (any Channel) -> EventLoopFuture<Void> = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                let ops = channel.pipeline.syncOperations
+                try ops.addHandler(IdleStateHandler(readTimeout: readTimeout))
+                if transport == .webSocket { try ops.addHandler(WebSocketByteStream(isClient: true)) }
+                try ops.addHandler(
+                    ClientConnection(
+                        identity: identity, info: info, expectedServerKey: expectedServerKey, loggedIn: loggedIn,
+                        logger: logger, onEvent: onEvent))
+                try ops.addHandler(WritabilityObserver(onChange: writabilityChanged))
+            }
+        }
+        let bootstrap = ClientBootstrap(group: loop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let ops = channel.pipeline.syncOperations
+                    if let sslContext {
+                        let sni = url.host.isIPAddress ? nil : url.host
+                        try ops.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: sni))
+                    }
+                    let refusal = UpgradeRefusalCatcher(loggedIn: loggedIn)
+                    let upgrader: any NIOHTTPClientProtocolUpgrader & Sendable =
+                        transport == .webSocket
+                        ? NIOWebSocketClientUpgrader(maxFrameSize: DERPWire.maxFrameLength + 64, upgradePipelineHandler: { channel, _ in installDERP(channel) })
+                        : DERPClientUpgrader(install: installDERP)
+                    try ops.addHTTPClientHandlers(
+                        leftOverBytesStrategy: .forwardBytes,
+                        withClientUpgrade: (upgraders: [upgrader], completionHandler: { context in
+                            context.pipeline.syncOperations.removeHandler(refusal, promise: nil)
+                        }))
+                    try ops.addHandler(refusal)
+                }
+            }
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.connect(host: url.host, port: url.port).get()
+        } catch {
+            loggedIn.fail(error)
+            throw error
+        }
+
+        var headers: HTTPHeaders = ["Host": url.hostHeader, "Content-Length": "0"]
+        if transport == .webSocket { headers.add(name: "Sec-WebSocket-Protocol", value: DERPWire.webSocketSubprotocol) }
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: url.path, headers: headers)
+        channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+
+        let timeout = loop.scheduleTask(in: loginTimeout) {
+            loggedIn.fail(DERPError(.timeout, "no login from \(url) within \(loginTimeout.nanoseconds / 1_000_000) ms"))
+        }
+        do {
+            let (serverKey, serverInfo) = try await loggedIn.futureResult.get()
+            timeout.cancel()
+            return (channel, serverKey, serverInfo)
+        } catch {
+            timeout.cancel()
+            channel.close(promise: nil)
+            throw error
+        }
+    }
+}
+
+/// A private key shared by the client object and each connection's login.
+final class Identity: Sendable {
+    let privateKey: X25519.PrivateKey
+    let publicKey: NodeKey
+    init(_ key: consuming X25519.PrivateKey) {
+        publicKey = key.publicKey
+        privateKey = key
+    }
+}
+
+/// `Upgrade: DERP` from the client side: accept the `101` and install the
+/// DERP handlers in place of HTTP.
+struct DERPClientUpgrader: NIOHTTPClientProtocolUpgrader, Sendable {
+    let supportedProtocol = DERPWire.upgradeToken
+    let requiredUpgradeHeaders: [String] = []
+    let install: @Sendable (any Channel) -> EventLoopFuture<Void>
+
+    func addCustom(upgradeRequestHeaders: inout HTTPHeaders) {}
+    func shouldAllowUpgrade(upgradeResponse: HTTPResponseHead) -> Bool { true }
+    func upgrade(context: ChannelHandlerContext, upgradeResponse: HTTPResponseHead) -> EventLoopFuture<Void> {
+        install(context.channel)
+    }
+}
+
+/// Sits after the HTTP client handlers until the upgrade succeeds: any
+/// plain HTTP response means the upgrade was refused.
+final class UpgradeRefusalCatcher: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = HTTPClientResponsePart
+    let loggedIn: EventLoopPromise<(NodeKey, ServerInfo)>
+
+    init(loggedIn: EventLoopPromise<(NodeKey, ServerInfo)>) { self.loggedIn = loggedIn }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head(let head) = unwrapInboundIn(data) {
+            loggedIn.fail(DERPError(.upgradeRefused, "server answered \(head.status.code) \(head.status.reasonPhrase) instead of 101"))
+            context.close(promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        loggedIn.fail(DERPError(.upgradeRefused, "upgrade failed: \(error)"))
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        loggedIn.fail(DERPError(.connectionClosed, "connection closed during the upgrade"))
+        context.fireChannelInactive()
+    }
+}
+
+/// Tells the client when the channel can take more bytes.
+final class WritabilityObserver: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    let onChange: @Sendable (any Channel) -> Void
+    init(onChange: @escaping @Sendable (any Channel) -> Void) { self.onChange = onChange }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { onChange(context.channel) }
+        context.fireChannelWritabilityChanged()
+    }
+}
+
+extension String {
+    var isIPAddress: Bool {
+        (try? SocketAddress(ipAddress: self, port: 0)) != nil
+    }
+}
