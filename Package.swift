@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "tether", targets: ["tether"]),
         .library(name: "CryptoPrimitives", targets: ["CryptoPrimitives"]),
+        .library(name: "SSHServer", targets: ["SSHServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
@@ -36,10 +37,16 @@ let package = Package(
             dependencies: ["CSodium", "COpenSSL"]
         ),
 
+        .target(
+            name: "SSHServer",
+            dependencies: ["CLibSSH", "CryptoPrimitives"]
+        ),
+
         .executableTarget(
             name: "tether",
             dependencies: [
                 "CryptoPrimitives",
+                "SSHServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -47,6 +54,10 @@ let package = Package(
         .testTarget(
             name: "CryptoPrimitivesTests",
             dependencies: ["CryptoPrimitives"]
+        ),
+        .testTarget(
+            name: "SSHServerTests",
+            dependencies: ["SSHServer", "CryptoPrimitives"]
         ),
     ],
     swiftLanguageModes: [.v6]
