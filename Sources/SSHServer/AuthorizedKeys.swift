@@ -5,11 +5,11 @@ import Glibc
 /// one key per line, `[options] keytype base64 [comment]`; `#` starts a
 /// comment line. Options are accepted and ignored (the server enforces none
 /// of them yet), so a file written for sshd still authorizes the same keys.
-struct AuthorizedKeys {
+package struct AuthorizedKeys {
     /// (key type, base64 blob) of each usable line.
-    private(set) var entries: [(type: String, base64: String)] = []
+    package private(set) var entries: [(type: String, base64: String)] = []
 
-    init(text: String) {
+    package init(text: String) {
         for raw in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
             let line = raw.drop(while: { $0 == " " || $0 == "\t" })
             guard !line.isEmpty, line.first != "#" else { continue }

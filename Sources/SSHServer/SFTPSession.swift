@@ -5,9 +5,9 @@ import Glibc
 /// binary in the workspace. Paths are bytes (Linux file names need not be
 /// UTF-8); relative ones are taken from the user's home directory, where
 /// sshd starts its sftp-server.
-final class SFTPSession {
+package final class SFTPSession {
     /// Replies held back before the session stops reading requests.
-    static let outputLimit = 4 << 20
+    package static let outputLimit = 4 << 20
 
     private enum Handle {
         case file(Int32)
@@ -24,15 +24,15 @@ final class SFTPSession {
     private var initialized = false
     private var names = AccountNames()
 
-    init(home: String) {
+    package init(home: String) {
         self.home = Array(home.utf8)
     }
 
-    var pendingOutput: Int { output.count - outputStart }
+    package var pendingOutput: Int { output.count - outputStart }
 
     /// Hands up to `limit` bytes of pending replies to `write`, which returns
     /// how many it took (or a negative error). Returns that count.
-    func withPendingOutput(upTo limit: Int, _ write: (UnsafeRawBufferPointer) -> Int32) -> Int {
+    package func withPendingOutput(upTo limit: Int, _ write: (UnsafeRawBufferPointer) -> Int32) -> Int {
         let count = min(limit, pendingOutput)
         let written = output.withUnsafeBytes { all in
             Int(write(UnsafeRawBufferPointer(rebasing: all[outputStart..<(outputStart + count)])))
@@ -52,7 +52,7 @@ final class SFTPSession {
     /// Takes channel data and answers every complete request in it. Returns
     /// false on a framing error (a length beyond the maximum), after which
     /// the channel must close: the stream can no longer be parsed.
-    func feed(_ data: UnsafeRawBufferPointer) -> Bool {
+    package func feed(_ data: UnsafeRawBufferPointer) -> Bool {
         input.append(contentsOf: data)
         while input.count - inputStart >= 4 {
             let s = inputStart
