@@ -166,8 +166,8 @@ final class Connection: @unchecked Sendable {
                 end("not authenticated within \(Int(configuration.loginGraceTime)) s")
                 break
             }
-            let rc = ssh_event_dopoll(event, Int32(min(left, 1) * 1000))
-            if rc == SSH_ERROR || ssh_is_connected(session) == 0 {
+            ssh_event_dopoll(event, Int32(min(left, 1) * 1000))
+            if sessionClosed {
                 end("closed during authentication: \(lastError)")
             }
         }
@@ -201,6 +201,13 @@ final class Connection: @unchecked Sendable {
             { _, message, userdata in
                 Connection.from(userdata).handle(message: message!)
             }, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    /// libssh marks a dead session in its status (a protocol error such as
+    /// an oversized packet, a disconnect, a socket error) without always
+    /// making the poll itself fail.
+    private var sessionClosed: Bool {
+        ssh_is_connected(session) == 0 || ssh_get_status(session) & (SSH_CLOSED | SSH_CLOSED_ERROR) != 0
     }
 
     static func from(_ userdata: UnsafeMutableRawPointer?) -> Connection {
@@ -300,8 +307,8 @@ final class Connection: @unchecked Sendable {
     private func loop() {
         while endReason == nil {
             reconcileWatches()
-            let rc = ssh_event_dopoll(event, nextTimeoutMilliseconds())
-            if ssh_is_connected(session) == 0 || rc == SSH_ERROR && ssh_get_status(session) & SSH_CLOSED_ERROR != 0 {
+            ssh_event_dopoll(event, nextTimeoutMilliseconds())
+            if sessionClosed {
                 let error = lastError
                 if error.hasPrefix("Received SSH_MSG_DISCONNECT") || error.isEmpty {
                     end("client disconnected")
@@ -314,10 +321,12 @@ final class Connection: @unchecked Sendable {
             ready.removeAll(keepingCapacity: true)
             for (fd, events) in batch { dispatch(fd: fd, events: events) }
             for handler in handlers { handler.service() }
-            handlers.removeAll { handler in
-                guard handler.finished else { return false }
-                handler.release()
-                return true
+            // Release outside the array mutation: libssh may call back into
+            // this connection (and open new channels) while it closes one.
+            let done = handlers.filter(\.finished)
+            if !done.isEmpty {
+                handlers.removeAll(where: \.finished)
+                for handler in done { handler.release() }
             }
             checkTimers()
         }
@@ -392,11 +401,12 @@ final class Connection: @unchecked Sendable {
     }
 
     private func tearDown() {
-        for handler in handlers {
+        let remaining = handlers
+        handlers.removeAll()
+        for handler in remaining {
             handler.abandon()
             handler.release()
         }
-        handlers.removeAll()
         for (fd, listener) in listeners {
             unwatch(fd)
             listener.close()

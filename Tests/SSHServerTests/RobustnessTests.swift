@@ -50,10 +50,10 @@ import Testing
             port, key = int(sys.argv[1]), sys.argv[2]
             c = paramiko.SSHClient(); c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
             c.connect("127.0.0.1", port=port, username="t", key_filename=key, look_for_keys=False, allow_agent=False)
-            opened = 0
+            opened, chans = 0, []
             try:
                 for i in range(10000):
-                    c.get_transport().open_session(timeout=10); opened += 1
+                    chans.append(c.get_transport().open_session(timeout=10)); opened += 1
             except Exception as e:
                 print("stopped after", opened); sys.exit(0)
             print("opened all", opened)
