@@ -13,6 +13,7 @@ struct Tether: AsyncParsableCommand {
         abstract: "Connectivity for self-hosted cloud development environments.",
         subcommands: [GenKey.self, PubKey.self, STUNCommand.self, NetcheckCommand.self, WireGuardCommand.self]
         subcommands: [GenKey.self, PubKey.self, DERPCommand.self]
+        subcommands: [GenKey.self, PubKey.self, SSHServerCommand.self]
     )
 }
 

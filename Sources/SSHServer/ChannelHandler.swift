@@ -1,0 +1,250 @@
+import CLibSSH
+import Glibc
+
+/// One SSH channel (RFC 4254 §5) and the file descriptors its bytes move
+/// between: `source` is read and sent as channel data, `errorSource` as
+/// extended data (stderr, §5.2), and channel data from the client is written
+/// to `sink`. Subclasses say what the descriptors are (a child's stdio, a
+/// TCP socket, a Unix socket) and what happens at the end.
+///
+/// Flow control follows the two windows:
+/// - toward the client, a source is read only while the channel's remote
+///   window is open, and never more than it allows, so libssh never has to
+///   hold data we produced (a client that stops reading stops the child);
+/// - from the client, data that the sink cannot take now is left in libssh's
+///   channel buffer (the data callback consumes less), which stops libssh
+///   from growing our window once ~1 MiB is buffered; it is pulled later with
+///   `ssh_channel_read_nonblocking` when the sink is writable again.
+class ChannelHandler {
+    unowned let connection: Connection
+    let channel: OpaquePointer
+    private let callbacks: UnsafeMutablePointer<ssh_channel_callbacks_struct>
+
+    var source: Int32 = -1
+    var errorSource: Int32 = -1
+    var sink: Int32 = -1
+    /// Bytes pulled from libssh that the sink has not taken yet.
+    private var sinkPending: [UInt8] = []
+    /// libssh holds client data we did not consume in the data callback.
+    private var inputWaiting = false
+    private(set) var clientSentEOF = false
+    private(set) var sinkClosed = false
+    private(set) var sentEOF = false
+    /// The channel is finished on our side and freed; the connection drops it.
+    private(set) var finished = false
+
+    init(connection: Connection, channel: OpaquePointer) {
+        self.connection = connection
+        self.channel = channel
+        callbacks = .allocate(capacity: 1)
+        callbacks.initialize(to: ssh_channel_callbacks_struct())
+        callbacks.pointee.size = MemoryLayout<ssh_channel_callbacks_struct>.size
+        callbacks.pointee.userdata = Unmanaged.passUnretained(self).toOpaque()
+        ChannelCallbacks.install(into: callbacks)
+        ssh_set_channel_callbacks(channel, callbacks)
+    }
+
+    deinit { callbacks.deallocate() }
+
+    // MARK: subclass hooks
+
+    /// The source and error source reached end of file.
+    func outputFinished() { finish() }
+    /// The client closed the channel (§5.3); stop whatever runs behind it.
+    func clientClosed() { finish() }
+    /// The client sent EOF and everything before it reached the sink:
+    /// sockets half-close here (subclasses with pipes close them).
+    func closeSink() {
+        if sink >= 0 { shutdown(sink, Int32(SHUT_WR)) }
+    }
+    /// Called once per loop turn; subclasses check timers or states here.
+    func service() {}
+
+    // Channel requests (RFC 4254 §6); only session channels accept them.
+    func ptyRequest(term: String, columns: Int32, rows: Int32, pixelWidth: Int32, pixelHeight: Int32) -> Bool {
+        false
+    }
+    func windowChange(columns: Int32, rows: Int32, pixelWidth: Int32, pixelHeight: Int32) -> Bool { false }
+    func shellRequest() -> Bool { false }
+    func execRequest(_ command: String) -> Bool { false }
+    func subsystemRequest(_ name: String) -> Bool { false }
+    func envRequest(name: String, value: String) -> Bool { false }
+    func signalRequest(_ name: String) {}
+    func agentForwardingRequest() {}
+    func x11Request(singleConnection: Bool, protocol: String, cookie: String, screen: UInt32) {}
+    /// Descriptors the subclass watches besides source/sink (e.g. a pidfd).
+    func extraWatches(into table: inout [Int32: Int16]) {}
+    func handleExtra(fd: Int32, events: Int16) {}
+
+    /// Whether `fd` is one of this channel's descriptors.
+    func owns(_ fd: Int32) -> Bool {
+        fd == source || fd == errorSource || fd == sink || ownsExtra(fd)
+    }
+    func ownsExtra(_ fd: Int32) -> Bool { false }
+
+    /// The connection is going away: stop everything behind the channel.
+    func abandon() { finish() }
+
+    /// Closes a descriptor after taking it out of the poll set.
+    func closeFD(_ fd: Int32) {
+        guard fd >= 0 else { return }
+        connection.unwatch(fd)
+        close(fd)
+    }
+
+    // MARK: data from the client
+
+    /// The channel data callback: hands what the sink takes now and leaves
+    /// the rest in libssh (see the type's comment on flow control).
+    func receive(_ data: UnsafeRawBufferPointer, isStderr: Bool) -> Int {
+        connection.noteActivity()
+        if isStderr || finished { return data.count }  // clients never send stderr; drop it
+        guard sink >= 0, !sinkClosed else { return data.count }
+        guard !inputWaiting, sinkPending.isEmpty else { return 0 }
+        let written = data.isEmpty ? 0 : Glibc.write(sink, data.baseAddress, data.count)
+        if written < 0 {
+            if errno == EAGAIN || errno == EINTR {
+                inputWaiting = true
+                return 0
+            }
+            // The reader is gone (EPIPE): discard, as sshd does.
+            closeSinkNow()
+            return data.count
+        }
+        if written < data.count { inputWaiting = true }
+        return written
+    }
+
+    func receiveEOF() {
+        clientSentEOF = true
+        if !inputWaiting && sinkPending.isEmpty { closeSinkNow() }
+    }
+
+    private func closeSinkNow() {
+        guard !sinkClosed else { return }
+        sinkClosed = true
+        inputWaiting = false
+        sinkPending = []
+        closeSink()
+    }
+
+    /// The sink is writable: move what libssh holds for it.
+    private func drainToSink() {
+        let scratch = connection.scratch
+        while true {
+            if sinkPending.isEmpty {
+                guard inputWaiting else { break }
+                let n = ssh_channel_read_nonblocking(channel, scratch.baseAddress, UInt32(scratch.count), 0)
+                if n <= 0 {
+                    inputWaiting = false
+                    break
+                }
+                sinkPending = Array(UnsafeRawBufferPointer(rebasing: scratch[0..<Int(n)]))
+            }
+            let written = sinkPending.withUnsafeBytes { Glibc.write(sink, $0.baseAddress, $0.count) }
+            if written < 0 {
+                if errno == EAGAIN || errno == EINTR { return }
+                closeSinkNow()
+                return
+            }
+            sinkPending.removeFirst(written)
+            if !sinkPending.isEmpty { return }
+        }
+        if clientSentEOF { closeSinkNow() }
+    }
+
+    // MARK: data toward the client
+
+    /// Reads what the remote window allows from `fd` and sends it. Returns
+    /// false at end of file.
+    private func pump(_ fd: Int32, isStderr: Bool) -> Bool {
+        let window = Int(ssh_channel_window_size(channel))
+        guard window > 0 else { return true }
+        let scratch = connection.scratch
+        let want = min(window, scratch.count)
+        let n = Glibc.read(fd, scratch.baseAddress, want)
+        if n == 0 { return false }
+        if n < 0 {
+            // EIO: a pty master whose slave side is closed everywhere.
+            return errno == EAGAIN || errno == EINTR
+        }
+        connection.noteActivity()
+        let rc =
+            isStderr
+            ? ssh_channel_write_stderr(channel, scratch.baseAddress, UInt32(n))
+            : ssh_channel_write(channel, scratch.baseAddress, UInt32(n))
+        if rc < 0 {
+            connection.log("channel write failed: \(connection.lastError)")
+            finish()
+        }
+        return true
+    }
+
+    // MARK: the connection's poll loop
+
+    func watches(into table: inout [Int32: Int16]) {
+        guard !finished else { return }
+        let windowOpen = ssh_channel_window_size(channel) > 0
+        if source >= 0 && windowOpen { table[source, default: 0] |= Int16(POLLIN) }
+        if errorSource >= 0 && windowOpen { table[errorSource, default: 0] |= Int16(POLLIN) }
+        if sink >= 0 && !sinkClosed && (inputWaiting || !sinkPending.isEmpty) {
+            table[sink, default: 0] |= Int16(POLLOUT)
+        }
+        extraWatches(into: &table)
+    }
+
+    func handle(fd: Int32, events: Int16) {
+        guard !finished else { return }
+        let readable = events & Int16(POLLIN | POLLHUP | POLLERR) != 0
+        if fd == sink && events & Int16(POLLOUT | POLLERR) != 0 && !sinkClosed { drainToSink() }
+        if fd == source && readable && !finished {
+            if !pump(fd, isStderr: false) { sourceEnded() }
+        } else if fd == errorSource && readable && !finished {
+            if !pump(fd, isStderr: true) {
+                closeFD(errorSource)
+                errorSource = -1
+                if source < 0 { outputFinished() }
+            }
+        }
+        if fd != source && fd != errorSource && fd != sink { handleExtra(fd: fd, events: events) }
+    }
+
+    private func sourceEnded() {
+        if source == sink {
+            // A socket or pty: only the read half ended.
+            source = -1
+        } else {
+            closeFD(source)
+            source = -1
+        }
+        if errorSource < 0 { outputFinished() }
+    }
+
+    /// Sends EOF once (§5.3); no more data will follow.
+    func sendEOF() {
+        guard !sentEOF else { return }
+        sentEOF = true
+        ssh_channel_send_eof(channel)
+    }
+
+    /// Ends the channel on our side: closes every descriptor; idempotent.
+    /// The libssh side is released later by `release()`, because this may
+    /// run inside a libssh callback, and freeing the channel there would
+    /// pull it out from under libssh (it still uses it after the callback).
+    func finish() {
+        guard !finished else { return }
+        finished = true
+        for fd in Set([source, errorSource, sink]) where fd >= 0 { closeFD(fd) }
+        source = -1
+        errorSource = -1
+        sink = -1
+    }
+
+    /// Closes and frees the libssh channel; the connection calls it outside
+    /// any libssh callback, once `finished` is set.
+    func release() {
+        ssh_remove_channel_callbacks(channel, callbacks)
+        ssh_channel_close(channel)
+        ssh_channel_free(channel)
+    }
+}
