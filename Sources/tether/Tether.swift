@@ -7,11 +7,13 @@ import CryptoPrimitives
 
 /// The `tether` command line. Subcommands are added as their modules land.
 @main
-struct Tether: ParsableCommand {
+struct Tether: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tether",
         abstract: "Connectivity for self-hosted cloud development environments.",
-        subcommands: [GenKey.self, PubKey.self]
+        subcommands: [
+            Server.self, AgentCommand.self, Login.self, Create.self, List.self, Dashboard.self, GenKey.self, PubKey.self,
+        ]
     )
 }
 
