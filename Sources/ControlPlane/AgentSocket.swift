@@ -93,10 +93,12 @@ struct AgentSocket {
             try? await send(.error(error), outbound)
             try? await outbound.close(error.code == "too_large" ? .messageTooLarge : .policyViolation, reason: error.code)
         } catch {
-            // A message over maxSize, a broken socket, a database failure.
+            // A message over maxSize (the inbound stream throws), a broken
+            // socket, a database failure.
             metrics.protocolErrors.add(1, ordering: .relaxed)
             log.warning("closing agent connection: \(error)")
-            try? await outbound.close(.policyViolation, reason: "error")
+            try? await send(.error(ProtocolError(code: "too_large", message: "\(error)")), outbound)
+            try? await outbound.close(.messageTooLarge, reason: "error")
         }
         if let connectionID {
             await hub.disconnect(agentID: agent.id, connectionID: connectionID)

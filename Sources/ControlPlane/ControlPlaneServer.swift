@@ -57,7 +57,10 @@ public enum ControlPlaneServer {
             router: router,
             server: .http1WebSocketUpgrade(
                 webSocketRouter: router,
-                configuration: .init(ws: .init(maxFrameSize: ControlLimits.maxMessageBytes, autoPing: .enabled(timePeriod: .seconds(15))))),
+                // Frames up to 4× the message limit reach the handler, which
+                // refuses messages over the limit with a logged reason;
+                // larger frames are cut off by the WebSocket layer (1009).
+                configuration: .init(ws: .init(maxFrameSize: 4 * ControlLimits.maxMessageBytes, autoPing: .enabled(timePeriod: .seconds(15))))),
             configuration: .init(address: .hostname(options.host, port: options.port), serverName: "tether"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? options.port

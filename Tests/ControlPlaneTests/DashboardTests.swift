@@ -40,7 +40,7 @@ import WSClient
         let browser = try Child(
             DashboardTests.chromium!,
             ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-             "--remote-debugging-port=\(port)", "--user-data-dir=\(cp.dir)/chromium", "--window-size=1280,900", "about:blank"],
+             "--remote-debugging-port=\(port)", "--remote-allow-origins=*", "--user-data-dir=\(cp.dir)/chromium", "--window-size=1280,900", "about:blank"],
             logPath: cp.dir + "/chromium.log")
         defer { browser.stop() }
         var pageSocket = ""

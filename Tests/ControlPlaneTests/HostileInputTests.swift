@@ -17,9 +17,17 @@ import WSClient
         let ws = cp.url + ControlProtocolVersion.agentPath
         let upgrade = ["-H", "Connection: Upgrade", "-H", "Upgrade: websocket", "-H", "Sec-WebSocket-Version: 13", "-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="]
         for auth in [nil, "Bearer ", "Bearer nonsense", "Bearer \(wrongSecret)", "Bearer \(cp.userToken)", "Basic \(agentToken)"] {
-            let (status, body) = try cp.curl(upgrade + (auth.map { ["-H", "Authorization: \($0)"] } ?? []) + [ws])
+            let header = auth.map { ["-H", "Authorization: \($0)"] } ?? []
+            // A plain request to the agent endpoint: 401.
+            let (status, body) = try cp.curl(header + [ws])
             #expect(status == 401, "agent endpoint with \(auth ?? "no header") gave \(status)")
             #expect(!String(decoding: body, as: UTF8.self).contains("tth"))
+            // A WebSocket upgrade: refused before any upgrade. hummingbird-websocket
+            // 2.8 answers every refused upgrade with an empty 400 (it does not
+            // let the route choose the status), so 400 is accepted here.
+            let (upgraded, upgradeBody) = try cp.curl(upgrade + header + [ws])
+            #expect(upgraded == 401 || upgraded == 400, "upgrade with \(auth ?? "no header") gave \(upgraded)")
+            #expect(upgradeBody.isEmpty)
         }
         for path in ["/api/v1/workspaces", "/api/v1/users/me", "/api/v1/events"] {
             #expect(try cp.get(path, token: "tthu_000000000000_" + String(repeating: "0", count: 64)).0 == 401)
@@ -82,29 +90,36 @@ import WSClient
     /// Sends `frames` as a hand-rolled agent and reports how the control
     /// plane answered.
     func rawAgent(url: String, token: String, frames: [String]) async throws -> RawResult {
-        var headers = HTTPFields()
-        headers[.authorization] = "Bearer \(token)"
-        let result = Mutex(RawResult())
-        let client = WebSocketClient(
-            url: url.replacingOccurrences(of: "http://", with: "ws://") + ControlProtocolVersion.agentPath,
-            configuration: .init(maxFrameSize: 4 << 20, additionalHeaders: headers), logger: Logger(label: "evil")
-        ) { inbound, outbound, _ in
-            for f in frames { try? await outbound.write(.text(f)) }
-            do {
-                for try await message in inbound.messages(maxSize: 1 << 20) {
-                    if case .text(let t) = message, case .error(let e)? = try? ControlCodec.decodeServerMessage(Array(t.utf8)) {
-                        result.withLock { $0.errorCode = e.code }
-                    }
-                }
-            } catch {}
-            result.withLock { $0.closed = true }
-        }
+        let headers: HTTPFields = [.authorization: "Bearer \(token)"]
+        let result = ResultBox()
+        let socketURL = url.replacingOccurrences(of: "http://", with: "ws://") + ControlProtocolVersion.agentPath
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { _ = try? await client.run() }
+            group.addTask {
+                let client = WebSocketClient(
+                    url: socketURL, configuration: .init(maxFrameSize: 4 << 20, additionalHeaders: headers),
+                    logger: Logger(label: "evil")
+                ) { inbound, outbound, _ in
+                    for f in frames { try? await outbound.write(.text(f)) }
+                    do {
+                        for try await message in inbound.messages(maxSize: 1 << 20) {
+                            if case .text(let t) = message, case .error(let e)? = try? ControlCodec.decodeServerMessage(Array(t.utf8)) {
+                                result.withLock { $0.errorCode = e.code }
+                            }
+                        }
+                    } catch {}
+                    result.withLock { $0.closed = true }
+                }
+                _ = try? await client.run()
+            }
             group.addTask { try await Task.sleep(for: .seconds(10)) }
             try await group.next()
             group.cancelAll()
         }
         return result.withLock { $0 }
+    }
+
+    final class ResultBox: Sendable {
+        let mutex = Mutex(RawResult())
+        func withLock<R: Sendable>(_ body: (inout RawResult) -> R) -> R { mutex.withLock { body(&$0) } }
     }
 }
