@@ -87,6 +87,7 @@ let package = Package(
             name: "CryptoPrimitivesTests",
             dependencies: ["CryptoPrimitives"]
         ),
+<<<<<<< HEAD
         .testTarget(
             name: "ControlProtocolTests",
             dependencies: ["ControlProtocol"]
@@ -104,6 +105,12 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+=======
+        // Runs the built `tether` binary against real peers (wg).
+        .testTarget(
+            name: "tetherTests",
+            dependencies: ["tether"]
+>>>>>>> main
         ),
     ],
     swiftLanguageModes: [.v6]
