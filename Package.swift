@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "tether", targets: ["tether"]),
         .library(name: "CryptoPrimitives", targets: ["CryptoPrimitives"]),
+        .library(name: "ControlProtocol", targets: ["ControlProtocol"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -19,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
         .package(url: "https://github.com/hummingbird-project/swift-websocket", from: "1.6.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C libraries from Debian; each is imported by exactly one Swift module.
@@ -69,6 +71,7 @@ let package = Package(
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
 
@@ -87,7 +90,6 @@ let package = Package(
             name: "CryptoPrimitivesTests",
             dependencies: ["CryptoPrimitives"]
         ),
-<<<<<<< HEAD
         .testTarget(
             name: "ControlProtocolTests",
             dependencies: ["ControlProtocol"]
@@ -105,12 +107,11 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
             ]
-=======
+        ),
         // Runs the built `tether` binary against real peers (wg).
         .testTarget(
             name: "tetherTests",
             dependencies: ["tether"]
->>>>>>> main
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import ServiceLifecycle
 import Synchronization
 
 #if canImport(FoundationEssentials)
@@ -130,7 +131,13 @@ struct API: Sendable {
                 body: ResponseBody { writer in
                     defer { Task { await hub.unsubscribe(id) } }
                     try await writer.write(ByteBuffer(string: "event: snapshot\ndata: \(snapshot)\n\n"))
-                    for await frame in stream { try await writer.write(ByteBuffer(string: frame)) }
+                    // The stream never ends by itself; on server shutdown it
+                    // is finished so graceful shutdown does not wait forever.
+                    try await withGracefulShutdownHandler {
+                        for await frame in stream { try await writer.write(ByteBuffer(string: frame)) }
+                    } onGracefulShutdown: {
+                        Task { await hub.unsubscribe(id) }
+                    }
                     try await writer.finish(nil)
                 })
         }

@@ -221,7 +221,10 @@ public actor Hub {
     }
 
     func unsubscribe(_ id: Int) {
-        if subscribers.removeValue(forKey: id) != nil { metrics.dashboardSubscribers.subtract(1, ordering: .relaxed) }
+        if let c = subscribers.removeValue(forKey: id) {
+            metrics.dashboardSubscribers.subtract(1, ordering: .relaxed)
+            c.finish()
+        }
     }
 
     private func publish(_ agentID: String) {
