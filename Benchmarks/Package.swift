@@ -10,7 +10,13 @@ let package = Package(
     dependencies: [
         .package(name: "Tether", path: "../"),
         .package(url: "https://github.com/ordo-one/package-benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+<<<<<<< HEAD
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+=======
+        .package(url: "https://github.com/hummingbird-project/swift-websocket", from: "1.6.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+>>>>>>> control
     ],
     targets: [
         // The references: plain C calling libsodium directly, no Swift in the
@@ -29,6 +35,7 @@ let package = Package(
             path: "Benchmarks/CryptoBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
+<<<<<<< HEAD
 <<<<<<< HEAD
         .executableTarget(
             name: "WireGuardBenchmarks",
@@ -53,6 +60,21 @@ let package = Package(
             path: "Benchmarks/DERPBenchmarks",
 >>>>>>> derp
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+=======
+        // System-level figures of real `tether server` / `tether agent`
+        // processes (resident memory, start-to-ready latency, control-plane
+        // load with 1,000 simulated agents): a plain executable, since they
+        // time whole processes rather than a loop body.
+        .executableTarget(
+            name: "ControlPlaneBenchmarks",
+            dependencies: [
+                .product(name: "ControlProtocol", package: "Tether"),
+                .product(name: "WSClient", package: "swift-websocket"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/ControlPlaneBenchmarks"
+>>>>>>> control
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,11 +1,71 @@
 #!/usr/bin/env bash
-# The main job. Until `tether server` exists this builds the CLI and exercises
-# the most complete thing there is: key generation and derivation.
+# The main job: builds `tether`, starts a local control plane, signs in as the
+# first user, creates the demo workspace (scripts/demo-workspace.json) and
+# starts its agent through the control plane's init script, exactly as a pod
+# or VM would. Prints the dashboard link; Ctrl-C stops the agent (which runs
+# its stop script and reports `off`) and then the control plane.
+#
+# Environment: TETHER_PORT (default 3000), TETHER_RUN_DIR (default .tether-run,
+# recreated on each run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 swift build -c release --product tether
 bin=$(swift build -c release --show-bin-path)/tether
-key=$("$bin" genkey)
-echo "private key: (generated, not shown)"
-echo "public key:  $(echo "$key" | "$bin" pubkey)"
+
+port=${TETHER_PORT:-3000}
+url="http://127.0.0.1:$port"
+run=${TETHER_RUN_DIR:-.tether-run}
+rm -rf "$run"
+mkdir -p "$run"
+run=$(cd "$run" && pwd)
+export TETHER_CONFIG_DIR="$run/cli"
+
+"$bin" server --address "127.0.0.1:$port" --data-dir "$run/data" >"$run/server.log" 2>&1 &
+server=$!
+agent=
+stop() {
+    trap - INT TERM EXIT
+    if [ -n "$agent" ] && kill -0 "$agent" 2>/dev/null; then
+        echo "stopping the agent (runs its stop script)…"
+        kill -TERM "$agent"
+        wait "$agent" 2>/dev/null || true
+    fi
+    kill -TERM "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+}
+trap stop INT TERM EXIT
+
+for _ in $(seq 100); do
+    grep -q "listening on" "$run/server.log" 2>/dev/null && break
+    kill -0 "$server" 2>/dev/null || { cat "$run/server.log" >&2; exit 1; }
+    sleep 0.1
+done
+
+"$bin" login "$url" --first-user admin
+sed "s|http://127.0.0.1:3000|$url|g" scripts/demo-workspace.json >"$run/demo-workspace.json"
+created=$("$bin" create --spec "$run/demo-workspace.json" --json)
+token=$(printf '%s' "$created" | grep -o '"token":"[^"]*"' | head -n 1 | cut -d'"' -f4)
+
+# What a pod's `command:` would run: fetch the init script, which fetches the
+# agent binary from the control plane and execs `tether agent`.
+curl -fsS "$url/api/v1/init.sh" >"$run/init.sh"
+TETHER_AGENT_TOKEN="$token" TETHER_AGENT_DIR="$run/agent" TETHER_AGENT_LOG_DIR="$run/agent" \
+    sh "$run/init.sh" >"$run/agent.log" 2>&1 &
+agent=$!
+
+for _ in $(seq 100); do
+    "$bin" list | grep -qE "ready|start_error|start_timeout" && break
+    sleep 0.1
+done
+echo
+"$bin" list
+echo
+echo "Control plane: $url   (logs: $run/server.log, agent: $run/agent.log)"
+echo "Dashboard (one-time sign-in link, valid 60 s; \`TETHER_CONFIG_DIR=$run/cli $bin dashboard\` makes another):"
+echo "  $("$bin" dashboard)"
+echo "Metrics: $url/metrics"
+echo
+echo "Not wired yet: SSH into the workspace through the mesh (tether ssh / config-ssh)."
+echo "Press Ctrl-C to stop."
+wait "$agent" || true

@@ -14,6 +14,9 @@ struct Tether: AsyncParsableCommand {
         subcommands: [GenKey.self, PubKey.self, STUNCommand.self, NetcheckCommand.self, WireGuardCommand.self]
         subcommands: [GenKey.self, PubKey.self, DERPCommand.self]
         subcommands: [GenKey.self, PubKey.self, SSHServerCommand.self]
+        subcommands: [
+            Server.self, AgentCommand.self, Login.self, Create.self, List.self, Dashboard.self, GenKey.self, PubKey.self,
+        ]
     )
 }
 

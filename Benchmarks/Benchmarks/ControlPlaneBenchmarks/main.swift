@@ -1,0 +1,226 @@
+import ControlProtocol
+import Foundation
+import HTTPTypes
+import Logging
+import Synchronization
+import WSClient
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+// System-level benchmarks of the control plane and the agent, each printed
+// as "<figure> · ours" beside its goal from issue 8 (no other agent runs on
+// this machine to measure against, so the goal is the reference):
+//
+//   1. agent resident memory when idle and connected   (goal ≤ 15 MiB)
+//   2. agent start to `ready`, trivial start script     (goal ≤ 100 ms)
+//   3. control plane CPU and memory with 1,000 simulated agents each
+//      reporting metadata every second (simulated in this process over
+//      real WebSockets; the figures are the server process's own).
+//
+// TETHER_BIN names the `tether` binary (scripts/bench.sh builds it in
+// release); BENCH_AGENTS and BENCH_SECONDS scale scenario 3.
+
+let env = ProcessInfo.processInfo.environment
+let tether = env["TETHER_BIN"] ?? "../.build/release/tether"
+let simulatedAgents = Int(env["BENCH_AGENTS"] ?? "") ?? 1000
+let loadSeconds = Int(env["BENCH_SECONDS"] ?? "") ?? 20
+
+func row(_ name: String, _ ours: Double, _ goal: Double, lowerIsBetter: Bool = true) {
+    let ratio = lowerIsBetter ? ours / goal : goal / ours
+    print(String(format: "%-62@ %10.1f %10.1f %7.2f  %@", name as NSString, ours, goal, ratio, (ratio <= 1 ? "meets goal" : "misses goal") as NSString))
+}
+
+func shell(_ path: String, _ args: [String], env extra: [String: String] = [:], output: String? = nil) throws -> Process {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: path)
+    p.arguments = args
+    var e = ProcessInfo.processInfo.environment
+    for (k, v) in extra { e[k] = v }
+    p.environment = e
+    if let output {
+        FileManager.default.createFile(atPath: output, contents: nil)
+        let h = FileHandle(forWritingAtPath: output)!
+        p.standardOutput = h
+        p.standardError = h
+    }
+    try p.run()
+    return p
+}
+
+func curl(_ args: [String]) throws -> (Int, Data) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+    p.arguments = ["-s", "-o", "-", "-w", "\n%{http_code}"] + args
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    try p.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    let nl = data.lastIndex(of: UInt8(ascii: "\n"))!
+    return (Int(String(decoding: data[(nl + 1)...], as: UTF8.self)) ?? 0, data[..<nl])
+}
+
+func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+func procStatus(_ pid: Int32, _ field: String) -> Double {
+    let text = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+    for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
+        return Double(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
+    }
+    return 0
+}
+
+/// utime + stime of a process, in seconds.
+func cpuSeconds(_ pid: Int32) -> Double {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return 0 }
+    let f = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+    return (Double(f[11])! + Double(f[12])!) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+struct ControlPlane {
+    let dir: String
+    let url: String
+    let server: Process
+    let token: String
+
+    static func start() throws -> ControlPlane {
+        let dir = NSTemporaryDirectory() + "tether-bench-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let port = freePort()
+        let server = try shell(tether, ["server", "--address", "127.0.0.1:\(port)", "--data-dir", dir + "/data", "--log-level", "warning"], output: dir + "/server.log")
+        let url = "http://127.0.0.1:\(port)"
+        for _ in 0..<200 {
+            if (try? curl([url + "/healthz"]).0) == 200 { break }
+            usleep(50_000)
+        }
+        let (_, body) = try curl(["-X", "POST", "-d", #"{"name":"bench"}"#, url + "/api/v1/users/first"])
+        let token = (try JSONSerialization.jsonObject(with: body) as! [String: Any])["token"] as! String
+        return ControlPlane(dir: dir, url: url, server: server, token: token)
+    }
+
+    /// Creates a workspace; returns agent name → (id, token).
+    func create(_ spec: WorkspaceSpec) throws -> [String: (String, String)] {
+        let (status, body) = try curl(["-X", "POST", "-H", "Authorization: Bearer \(token)", "--data-binary", String(decoding: JSONEncoder().encode(spec), as: UTF8.self), url + "/api/v1/workspaces"])
+        guard status == 201 else { fatalError("create: HTTP \(status) \(String(decoding: body, as: UTF8.self))") }
+        let agents = (try JSONSerialization.jsonObject(with: body) as! [String: Any])["agents"] as! [[String: String]]
+        return Dictionary(uniqueKeysWithValues: agents.map { ($0["name"]!, ($0["id"]!, $0["token"]!)) })
+    }
+
+    func lifecycle(agentID: String) throws -> (String, Int64) {
+        let (_, body) = try curl(["-H", "Authorization: Bearer \(token)", url + "/api/v1/workspaces"])
+        let views = try JSONSerialization.jsonObject(with: body) as! [[String: Any]]
+        let v = views.first { $0["id"] as? String == agentID }!
+        return (v["lifecycle"] as! String, (v["lifecycle_changed_at"] as! NSNumber).int64Value)
+    }
+
+    func stop() {
+        server.terminate()
+        server.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+}
+
+func nowMillis() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+print(String(format: "%-62@ %10@ %10@ %7@", "benchmark" as NSString, "ours" as NSString, "goal" as NSString, "ratio" as NSString))
+let cp = try ControlPlane.start()
+defer { cp.stop() }
+
+// 1 and 2: one agent with a trivial start script, started 10 times.
+let agent = try cp.create(WorkspaceSpec(name: "bench", agents: [AgentSpec(name: "main", scripts: [ScriptSpec(displayName: "trivial", script: "true", runOnStart: true)])]))["main"]!
+var readyTimes: [Double] = []
+var idleRSS = 0.0
+for run in 0..<10 {
+    let spawned = nowMillis()
+    let p = try shell(tether, ["agent", "--url", cp.url, "--log-level", "warning"], env: ["TETHER_AGENT_TOKEN": agent.1, "TETHER_AGENT_LOG_DIR": cp.dir + "/agent"], output: cp.dir + "/agent-\(run).log")
+    while true {
+        let (state, at) = try cp.lifecycle(agentID: agent.0)
+        if state == "ready" && at >= spawned {
+            readyTimes.append(Double(at - spawned))
+            break
+        }
+        usleep(5_000)
+    }
+    if run == 0 {
+        sleep(5)  // idle and connected: stats, ports and pings only
+        idleRSS = procStatus(p.processIdentifier, "VmRSS") / 1024
+    }
+    kill(p.processIdentifier, SIGTERM)
+    p.waitUntilExit()
+}
+row("agent resident memory, idle and connected (MiB)", idleRSS, 15)
+readyTimes.sort()
+row("agent start to ready, trivial start script, median of 10 (ms)", readyTimes[readyTimes.count / 2], 100)
+
+// 3: 1,000 simulated agents, metadata every second.
+var tokens: [String] = []
+let perWorkspace = 16
+for w in 0..<((simulatedAgents + perWorkspace - 1) / perWorkspace) {
+    let count = min(perWorkspace, simulatedAgents - w * perWorkspace)
+    let agents = (0..<count).map { AgentSpec(name: "a\($0)", metadata: [MetadataSpec(key: "load", script: "true", intervalSeconds: 1, timeoutSeconds: 1)]) }
+    tokens += try cp.create(WorkspaceSpec(name: "sim\(w)", agents: agents)).values.map(\.1)
+}
+let connected = Atomic<Int>(0)
+let sent = Atomic<Int>(0)
+let socketURL = cp.url.replacingOccurrences(of: "http://", with: "ws://") + ControlProtocolVersion.agentPath
+let stopAt = ContinuousClock.now + .seconds(loadSeconds + 10)
+let serverPID = cp.server.processIdentifier
+let cpuBefore = Mutex<(Double, ContinuousClock.Instant)?>(nil)
+
+await withTaskGroup(of: Void.self) { group in
+    for (i, token) in tokens.enumerated() {
+        group.addTask {
+            try? await Task.sleep(for: .milliseconds(i * 5))  // ramp up over 5 s
+            let client = WebSocketClient(
+                url: socketURL, configuration: .init(additionalHeaders: [.authorization: "Bearer \(token)"]),
+                logger: Logger(label: "sim")
+            ) { inbound, outbound, _ in
+                let hello = Hello(agentVersion: "sim", session: "sim\(i)", startedAt: nowMillis(), hostname: "sim", os: "linux", arch: "x86_64")
+                try await outbound.write(.text(String(decoding: ControlCodec.encode(.hello(hello)), as: UTF8.self)))
+                var it = inbound.messages(maxSize: 1 << 20).makeAsyncIterator()
+                _ = try await it.next()
+                connected.add(1, ordering: .relaxed)
+                let phase = Duration.milliseconds(Int.random(in: 0..<1000))
+                try await Task.sleep(for: phase)
+                while ContinuousClock.now < stopAt {
+                    let result = MetadataResult(key: "load", value: String(Double.random(in: 0..<4)), error: "", collectedAt: nowMillis())
+                    try await outbound.write(.text(String(decoding: ControlCodec.encode(.metadata(MetadataBatch(results: [result]))), as: UTF8.self)))
+                    sent.add(1, ordering: .relaxed)
+                    try await Task.sleep(for: .seconds(1))
+                }
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+            _ = try? await client.run()
+        }
+    }
+    group.addTask {
+        // Measure after the ramp-up, over `loadSeconds`.
+        try? await Task.sleep(for: .seconds(8))
+        let cpu0 = cpuSeconds(serverPID)
+        let t0 = ContinuousClock.now
+        let sent0 = sent.load(ordering: .relaxed)
+        try? await Task.sleep(for: .seconds(loadSeconds))
+        let elapsed = ContinuousClock.now - t0
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let cpu = (cpuSeconds(serverPID) - cpu0) / seconds * 100
+        let rate = Double(sent.load(ordering: .relaxed) - sent0) / seconds
+        print(String(format: "control plane, %d simulated agents connected, %.0f metadata results/s:", connected.load(ordering: .relaxed), rate))
+        print(String(format: "%-62@ %10.1f", "  server CPU, % of one core" as NSString, cpu))
+        print(String(format: "%-62@ %10.1f", "  server resident memory (MiB)" as NSString, procStatus(serverPID, "VmRSS") / 1024))
+        print(String(format: "%-62@ %10.1f", "  server CPU per 1,000 metadata results (ms)" as NSString, cpu * 10 / (rate / 1000)))
+        _ = cpuBefore
+    }
+}

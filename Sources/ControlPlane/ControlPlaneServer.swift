@@ -1,0 +1,100 @@
+import ControlProtocol
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+public struct ServerOptions: Sendable {
+    public var host: String
+    public var port: Int
+    public var dataDirectory: String
+    /// The URL agents and browsers use; default `http://host:port`.
+    public var accessURL: String?
+
+    public init(host: String, port: Int, dataDirectory: String, accessURL: String? = nil) {
+        self.host = host
+        self.port = port
+        self.dataDirectory = dataDirectory
+        self.accessURL = accessURL
+    }
+}
+
+/// `tether server`: the HTTP API, the agent WebSocket, the dashboard and
+/// `/metrics`, over one SQLite database in the data directory.
+public enum ControlPlaneServer {
+    public static func run(_ options: ServerOptions, logger: Logger = Logger(label: "tether.server")) async throws {
+        makeDirectory(options.dataDirectory)
+        let store = try Store(path: options.dataDirectory + "/tether.sqlite3")
+        let metrics = Metrics()
+        let hub = Hub(store: store, metrics: metrics, logger: logger)
+        try await hub.reload()
+        let accessURL = AccessURL(options.accessURL ?? "http://\(options.host):\(options.port)")
+
+        let api = API(store: store, hub: hub, metrics: metrics, accessURL: accessURL, logger: logger)
+        let router = Router(context: BasicWebSocketRequestContext.self)
+        api.register(router)
+        let socket = AgentSocket(store: store, hub: hub, metrics: metrics)
+        router.ws(RouterPath(stringLiteral: ControlProtocolVersion.agentPath)) { request, _ in
+            guard let token = bearer(request), try await store.authenticateAgent(token: token) != nil else {
+                metrics.authFailures.add(1, ordering: .relaxed)
+                throw HTTPError(.unauthorized)
+            }
+            return .upgrade([:])
+        } onUpgrade: { inbound, outbound, context in
+            await socket.handle(inbound, outbound, token: bearer(context.request), logger: context.logger)
+        }
+
+        let app = Application(
+            router: router,
+            server: .http1WebSocketUpgrade(
+                webSocketRouter: router,
+                // Frames up to 4× the message limit reach the handler, which
+                // refuses messages over the limit with a logged reason;
+                // larger frames are cut off by the WebSocket layer (1009).
+                configuration: .init(ws: .init(maxFrameSize: 4 * ControlLimits.maxMessageBytes, autoPing: .enabled(timePeriod: .seconds(15))))),
+            configuration: .init(address: .hostname(options.host, port: options.port), serverName: "tether"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? options.port
+                if options.accessURL == nil { accessURL.value = "http://\(options.host):\(port)" }
+                let url = accessURL.value
+                logger.info("tether server listening on \(url), data in \(options.dataDirectory)")
+                print("tether server listening on \(url)")
+                fflush(nil)
+            },
+            logger: logger)
+
+        let flusher = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(2))
+                let (metadata, seen) = await hub.takeDirty()
+                do { try await store.flush(metadata: metadata, lastSeen: seen) } catch { logger.error("flushing metadata: \(error)") }
+            }
+        }
+        defer { flusher.cancel() }
+        try await app.runService()
+    }
+
+    static func makeDirectory(_ path: String) {
+        var current = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            current += "/" + part
+            mkdir(current, 0o700)
+        }
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`.
+func bearer(_ request: Request) -> String? {
+    guard let value = request.headers[.authorization], value.hasPrefix("Bearer ") else { return nil }
+    return String(value.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+}
+
