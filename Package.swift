@@ -10,10 +10,23 @@ let package = Package(
         .executable(name: "tether", targets: ["tether"]),
         .library(name: "CryptoPrimitives", targets: ["CryptoPrimitives"]),
         .library(name: "WireGuardCore", targets: ["WireGuardCore"]),
+        .library(name: "Netstack", targets: ["Netstack"]),
+        .library(name: "DERP", targets: ["DERP"]),
         .library(name: "Mesh", targets: ["Mesh"]),
+        .library(name: "SSHServer", targets: ["SSHServer"]),
+        .library(name: "ControlProtocol", targets: ["ControlProtocol"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-websocket", from: "1.6.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C libraries from Debian; each is imported by exactly one Swift module.
@@ -43,6 +56,26 @@ let package = Package(
             dependencies: ["CryptoPrimitives"]
         ),
 
+        .target(
+            name: "Netstack",
+            dependencies: ["CryptoPrimitives"]
+        ),
+
+        // DERP relay (Tailscale framing v2): a pure codec plus SwiftNIO
+        // server, client and mesh.
+        .target(
+            name: "DERP",
+            dependencies: [
+                "CryptoPrimitives",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         // Linux system calls for the WireGuard device (recvmmsg/sendmmsg,
         // TUNSETIFF); imported only by Mesh.
         .target(name: "CMeshLinux"),
@@ -51,13 +84,55 @@ let package = Package(
             dependencies: ["WireGuardCore", "CryptoPrimitives", "CMeshLinux"]
         ),
 
+        .target(
+            name: "SSHServer",
+            dependencies: ["CLibSSH", "CryptoPrimitives"]
+        ),
+
+        // Agent <-> control plane messages and their JSON codec; no I/O, so
+        // both ends (and tests) import it and neither imports the other.
+        .target(name: "ControlProtocol"),
+
+        .target(
+            name: "Agent",
+            dependencies: [
+                "ControlProtocol",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "WSClient", package: "swift-websocket"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
+
+        .target(
+            name: "ControlPlane",
+            dependencies: [
+                "ControlProtocol",
+                "CryptoPrimitives",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+
         .executableTarget(
             name: "tether",
             dependencies: [
                 "CryptoPrimitives",
-                "Mesh",
                 "WireGuardCore",
+                "Mesh",
+                "DERP",
+                "SSHServer",
+                "ControlProtocol",
+                "Agent",
+                "ControlPlane",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
@@ -70,8 +145,45 @@ let package = Package(
             dependencies: ["WireGuardCore", "CryptoPrimitives"]
         ),
         .testTarget(
+            name: "NetstackTests",
+            dependencies: ["Netstack"]
+        ),
+        .testTarget(
+            name: "DERPTests",
+            dependencies: [
+                "DERP",
+                "CryptoPrimitives",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
             name: "MeshTests",
             dependencies: ["Mesh", "WireGuardCore", "CryptoPrimitives"]
+        ),
+        .testTarget(
+            name: "SSHServerTests",
+            dependencies: ["SSHServer", "CryptoPrimitives"]
+        ),
+        .testTarget(
+            name: "ControlProtocolTests",
+            dependencies: ["ControlProtocol"]
+        ),
+        .testTarget(
+            name: "AgentTests",
+            dependencies: ["Agent", "ControlProtocol"]
+        ),
+        // Starts real `tether server` and `tether agent` processes on loopback.
+        .testTarget(
+            name: "ControlPlaneTests",
+            dependencies: [
+                "ControlProtocol",
+                .product(name: "WSClient", package: "swift-websocket"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // Runs the built `tether` binary against real peers (wg).
         .testTarget(

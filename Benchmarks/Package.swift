@@ -10,13 +10,10 @@ let package = Package(
     dependencies: [
         .package(name: "Tether", path: "../"),
         .package(url: "https://github.com/ordo-one/package-benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
-<<<<<<< HEAD
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
-=======
         .package(url: "https://github.com/hummingbird-project/swift-websocket", from: "1.6.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
->>>>>>> control
     ],
     targets: [
         // The references: plain C calling libsodium directly, no Swift in the
@@ -35,19 +32,6 @@ let package = Package(
             path: "Benchmarks/CryptoBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
-<<<<<<< HEAD
-<<<<<<< HEAD
-        .executableTarget(
-            name: "WireGuardBenchmarks",
-            dependencies: [
-                .product(name: "Benchmark", package: "package-benchmark"),
-                .product(name: "CryptoPrimitives", package: "Tether"),
-                .product(name: "WireGuardCore", package: "Tether"),
-                "RawSodium",
-            ],
-            path: "Benchmarks/WireGuardBenchmarks",
-=======
-        // DERP relay against socat (issue 5); needs TETHER_BIN (scripts/bench.sh).
         .executableTarget(
             name: "DERPBenchmarks",
             dependencies: [
@@ -58,13 +42,10 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Benchmarks/DERPBenchmarks",
->>>>>>> derp
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
-=======
-        // System-level figures of real `tether server` / `tether agent`
-        // processes (resident memory, start-to-ready latency, control-plane
-        // load with 1,000 simulated agents): a plain executable, since they
-        // time whole processes rather than a loop body.
+        ),
+        // A load generator (1,000 simulated agents) rather than a
+        // package-benchmark target: it measures the server process from outside.
         .executableTarget(
             name: "ControlPlaneBenchmarks",
             dependencies: [
@@ -74,7 +55,6 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/ControlPlaneBenchmarks"
->>>>>>> control
         ),
     ],
     swiftLanguageModes: [.v6]

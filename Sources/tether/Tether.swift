@@ -11,11 +11,10 @@ struct Tether: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tether",
         abstract: "Connectivity for self-hosted cloud development environments.",
-        subcommands: [GenKey.self, PubKey.self, STUNCommand.self, NetcheckCommand.self, WireGuardCommand.self]
-        subcommands: [GenKey.self, PubKey.self, DERPCommand.self]
-        subcommands: [GenKey.self, PubKey.self, SSHServerCommand.self]
         subcommands: [
-            Server.self, AgentCommand.self, Login.self, Create.self, List.self, Dashboard.self, GenKey.self, PubKey.self,
+            Server.self, AgentCommand.self, Login.self, Create.self, List.self, Dashboard.self,
+            SSHServerCommand.self, DERPCommand.self, STUNCommand.self, NetcheckCommand.self, WireGuardCommand.self,
+            GenKey.self, PubKey.self,
         ]
     )
 }
