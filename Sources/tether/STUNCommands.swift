@@ -1,5 +1,6 @@
 import ArgumentParser
 import Mesh
+import WireGuardCore
 
 #if canImport(Glibc)
     import Glibc
@@ -40,16 +41,16 @@ struct NetcheckCommand: ParsableCommand {
         }
         // One socket per family, reused for every server, so a NAT that maps
         // each destination to a new port shows up as differing mappings.
-        var sockets: [Bool: UDPSocket] = [:]
+        var sockets: [Bool: DatagramSocket] = [:]
         var mappings: [Endpoint] = []
         for text in servers {
             guard let server = Endpoint(text) else {
                 throw ValidationError("--stun \(text) is not an address:port (names are not resolved yet; use an IP)")
             }
             let socket =
-                try sockets[server.isIPv4]
-                ?? UDPSocket(bind: server.isIPv4 ? Endpoint("0.0.0.0:0")! : Endpoint("[::]:0")!)
-            sockets[server.isIPv4] = socket
+                try sockets[server.address.isIPv4]
+                ?? DatagramSocket(bind: server.address.isIPv4 ? Endpoint("0.0.0.0:0")! : Endpoint("[::]:0")!)
+            sockets[server.address.isIPv4] = socket
             do {
                 let mapped = try STUNClient.mappedAddress(via: socket, server: server)
                 mappings.append(mapped)

@@ -1,5 +1,6 @@
 import CryptoPrimitives
 import Mesh
+import WireGuardCore
 import Testing
 
 /// disco payloads byte for byte as tailscale's disco.go lays them out, the

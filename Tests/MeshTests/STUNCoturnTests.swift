@@ -1,5 +1,6 @@
 import Foundation
 import Mesh
+import WireGuardCore
 import Testing
 
 /// STUN both ways against coturn, the real peer DESIGN.md names: our client
@@ -22,8 +23,8 @@ import Testing
             ])
         defer { Tool.stop(server) }
 
-        let socket = try UDPSocket(bind: Endpoint(host)!)
-        let serverEndpoint = Endpoint(host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")!
+        let socket = try DatagramSocket(bind: Endpoint(Tool.withPort(host, 0))!)
+        let serverEndpoint = Endpoint(Tool.withPort(host, port))!
         // turnserver needs a moment to bind; our client retransmits, and we
         // retry the whole query a few times while it starts.
         var mapped: Endpoint?
@@ -38,7 +39,7 @@ import Testing
     func turnutilsStunclientAgainstOurServer(_ host: String) throws {
         let client = try #require(
             Tool.path("turnutils_stunclient"), "coturn is not installed; run scripts/bootstrap.sh")
-        let server = try STUNServer(listen: Endpoint(host)!)
+        let server = try STUNServer(listen: Endpoint(Tool.withPort(host, 0))!)
         server.start()
         defer { server.stop() }
         let result = try Tool.run(client, ["-p", "\(server.localEndpoint.port)", host])
@@ -68,9 +69,14 @@ enum Tool {
         return url
     }
 
+    /// "host:port" with IPv6 hosts bracketed.
+    static func withPort(_ host: String, _ port: UInt16) -> String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+
     /// A UDP port that was free a moment ago on `host`.
     static func freeUDPPort(_ host: String) throws -> UInt16 {
-        let socket = try UDPSocket(bind: Endpoint(host)!)
+        let socket = try DatagramSocket(bind: Endpoint(Tool.withPort(host, 0))!)
         return socket.localEndpoint.port
     }
 

@@ -1,4 +1,5 @@
 import CryptoPrimitives
+import WireGuardCore
 
 /// disco: the path-discovery messages of Tailscale's magicsock, byte for
 /// byte (tailscale `disco/disco.go`).
@@ -188,15 +189,13 @@ public enum Disco {
     }
 
     static func appendEndpoint(_ out: inout [UInt8], _ endpoint: Endpoint) {
-        out.append(contentsOf: endpoint.addressBytes)
+        out.append(contentsOf: endpoint.mapped16)
         out.append(UInt8(endpoint.port >> 8))
         out.append(UInt8(endpoint.port & 0xff))
     }
 
     /// Reads IP[16] ‖ port; callers have checked there are 18 bytes.
     static func readEndpoint(_ bytes: [UInt8], at offset: Int) -> Endpoint {
-        var address = SIMD16<UInt8>.zero
-        for i in 0..<16 { address[i] = bytes[offset + i] }
-        return Endpoint(address16: address, port: UInt16(bytes[offset + 16]) << 8 | UInt16(bytes[offset + 17]))
+        Endpoint(mapped16: bytes[offset..<(offset + 16)], port: UInt16(bytes[offset + 16]) << 8 | UInt16(bytes[offset + 17]))
     }
 }

@@ -1,3 +1,5 @@
+import WireGuardCore
+
 /// The Binding transaction (RFC 5389 §7, §10): what a client sends, what a
 /// server answers, and how the client reads the answer. Pure functions; the
 /// sockets live in `STUNServer` and the node's UDP loop.

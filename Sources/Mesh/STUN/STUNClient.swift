@@ -1,3 +1,5 @@
+import WireGuardCore
+
 /// A one-shot STUN Binding query over a given socket: what `tether netcheck`
 /// and tests use. The node's own discovery sends the same request on its
 /// shared socket and matches answers in its receive loop.
@@ -16,7 +18,7 @@ public enum STUNClient {
 
     /// Sends a Binding request and waits for its answer, retransmitting
     /// with doubling intervals from 100 ms (a short form of RFC 5389 §7.2.1).
-    public static func mappedAddress(via socket: UDPSocket, server: Endpoint, attempts: Int = 4) throws -> Endpoint {
+    public static func mappedAddress(via socket: DatagramSocket, server: Endpoint, attempts: Int = 4) throws -> Endpoint {
         var rng = SystemRandomNumberGenerator()
         let txid = STUN.TransactionID.random(using: &rng)
         let request = STUNBinding.request(transactionID: txid)

@@ -1,3 +1,5 @@
+import WireGuardCore
+
 /// STUN messages (RFC 5389), just the subset a tailnet node needs: Binding
 /// requests and responses carrying XOR-MAPPED-ADDRESS, with SOFTWARE and
 /// FINGERPRINT.
@@ -191,16 +193,10 @@ public enum STUN {
         let mask = xorMask(transactionID)
         var value: [UInt8] = [0]
         let port = endpoint.port ^ UInt16(magicCookie >> 16)
-        if let v4 = endpoint.ipv4Bytes {
-            value.append(familyIPv4)
-            value.append(contentsOf: [UInt8(port >> 8), UInt8(port & 0xff)])
-            value.append(contentsOf: (0..<4).map { v4[$0] ^ mask[$0] })
-        } else {
-            value.append(familyIPv6)
-            value.append(contentsOf: [UInt8(port >> 8), UInt8(port & 0xff)])
-            let address = endpoint.addressBytes
-            value.append(contentsOf: (0..<16).map { address[$0] ^ mask[$0] })
-        }
+        let address = endpoint.address.bytes
+        value.append(endpoint.address.isIPv4 ? familyIPv4 : familyIPv6)
+        value.append(contentsOf: [UInt8(port >> 8), UInt8(port & 0xff)])
+        value.append(contentsOf: address.indices.map { address[$0] ^ mask[$0] })
         return Attribute(type: AttributeType.xorMappedAddress, value: value)
     }
 
@@ -212,12 +208,9 @@ public enum STUN {
         if xored { port ^= UInt16(magicCookie >> 16) }
         switch value[1] {
         case familyIPv4 where value.count == 8:
-            let b = (0..<4).map { value[4 + $0] ^ mask[$0] }
-            return Endpoint(ipv4: b[0], b[1], b[2], b[3], port: port)
+            return Endpoint(address: IPAddress(bytes: (0..<4).map { value[4 + $0] ^ mask[$0] })!, port: port)
         case familyIPv6 where value.count == 20:
-            var address = SIMD16<UInt8>.zero
-            for i in 0..<16 { address[i] = value[4 + i] ^ mask[i] }
-            return Endpoint(address16: address, port: port)
+            return Endpoint(address: IPAddress(bytes: (0..<16).map { value[4 + $0] ^ mask[$0] })!, port: port)
         default:
             return nil
         }

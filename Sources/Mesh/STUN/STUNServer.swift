@@ -1,4 +1,5 @@
 import Synchronization
+import WireGuardCore
 
 #if canImport(Glibc)
     import Glibc
@@ -13,13 +14,13 @@ public final class STUNServer: Sendable {
         public var dropped: [STUNBinding.DropReason: Int] = [:]
     }
 
-    private let socket: UDPSocket
+    private let socket: DatagramSocket
     private let state = Mutex(Counters())
     private let stopping = Atomic<Bool>(false)
     private let finished = Atomic<Bool>(false)
 
     public init(listen: Endpoint) throws {
-        socket = try UDPSocket(bind: listen)
+        socket = try DatagramSocket(bind: listen)
     }
 
     public var localEndpoint: Endpoint { socket.localEndpoint }

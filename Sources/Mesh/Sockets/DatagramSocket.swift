@@ -15,16 +15,18 @@ public struct SocketError: Error, CustomStringConvertible, Sendable {
     public var description: String { "\(call): \(String(cString: strerror(code)))" }
 }
 
-/// A bound UDP socket: the thin shell under STUN, disco and WireGuard. Owns
-/// its file descriptor; `close()` (or deinit) releases it.
-public final class UDPSocket: @unchecked Sendable {
+/// A bound UDP socket read one datagram at a time: the thin shell under the
+/// standalone STUN server and `tether netcheck`. (The WireGuard device's
+/// socket, batched with recvmmsg/sendmmsg, is `UDPSocket`.) Owns its file
+/// descriptor; deinit closes it.
+public final class DatagramSocket: @unchecked Sendable {
     public let fd: Int32
     public let isIPv6: Bool
 
     /// Binds to `endpoint` (port 0 picks a free port). An IPv6 socket bound
     /// to `::` also receives IPv4 (dual stack).
     public init(bind endpoint: Endpoint) throws {
-        isIPv6 = !endpoint.isIPv4
+        isIPv6 = !endpoint.address.isIPv4
         let fd = socket(isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SocketError("socket") }
         self.fd = fd
@@ -51,7 +53,7 @@ public final class UDPSocket: @unchecked Sendable {
         _ = withUnsafeMutablePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }
-        return Self.endpoint(from: storage) ?? Endpoint(ipv4: 0, 0, 0, 0, port: 0)
+        return Self.endpoint(from: storage) ?? Endpoint(address: IPAddress(bytes: [0, 0, 0, 0])!, port: 0)
     }
 
     public func send(_ bytes: UnsafeRawBufferPointer, to endpoint: Endpoint) throws {
@@ -101,7 +103,8 @@ public final class UDPSocket: @unchecked Sendable {
             var address = sockaddr_in6()
             address.sin6_family = sa_family_t(AF_INET6)
             address.sin6_port = endpoint.port.bigEndian
-            withUnsafeMutableBytes(of: &address.sin6_addr) { raw in for i in 0..<16 { raw[i] = endpoint.address[i] } }
+            let bytes = endpoint.mapped16
+            withUnsafeMutableBytes(of: &address.sin6_addr) { raw in for i in 0..<16 { raw[i] = bytes[i] } }
             return withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                     body($0, socklen_t(MemoryLayout<sockaddr_in6>.size))
@@ -111,7 +114,7 @@ public final class UDPSocket: @unchecked Sendable {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = endpoint.port.bigEndian
-        let v4 = endpoint.ipv4Bytes ?? [0, 0, 0, 0]
+        let v4 = endpoint.address.isIPv4 ? endpoint.address.bytes : [0, 0, 0, 0]
         withUnsafeMutableBytes(of: &address.sin_addr) { raw in for i in 0..<4 { raw[i] = v4[i] } }
         return withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
@@ -125,14 +128,13 @@ public final class UDPSocket: @unchecked Sendable {
             return withUnsafeBytes(of: &storage) { raw in
                 let address = raw.load(as: sockaddr_in.self)
                 let b = withUnsafeBytes(of: address.sin_addr) { Array($0) }
-                return Endpoint(ipv4: b[0], b[1], b[2], b[3], port: UInt16(bigEndian: address.sin_port))
+                return Endpoint(address: IPAddress(bytes: b)!, port: UInt16(bigEndian: address.sin_port))
             }
         case AF_INET6:
             return withUnsafeBytes(of: &storage) { raw in
                 let address = raw.load(as: sockaddr_in6.self)
-                var bytes = SIMD16<UInt8>.zero
-                withUnsafeBytes(of: address.sin6_addr) { a in for i in 0..<16 { bytes[i] = a[i] } }
-                return Endpoint(address16: bytes, port: UInt16(bigEndian: address.sin6_port))
+                let bytes = withUnsafeBytes(of: address.sin6_addr) { Array($0) }
+                return Endpoint(mapped16: bytes, port: UInt16(bigEndian: address.sin6_port))
             }
         default:
             return nil
