@@ -49,7 +49,7 @@ extension Interface {
 
         peers[id]!.timers.anyAuthenticatedPacketTraversal(now: now)
         peers[id]!.timers.anyAuthenticatedPacketSent()
-        peers[id]!.timers.handshakeInitiated(now: now, jitter: jitter())
+        peers[id]!.timers.handshakeInitiated(now: now, jitter: Interface.jitter())
         send(id, endpoint, message)
     }
 

@@ -117,11 +117,11 @@ extension Interface {
         peers[id]!.keypairs.current!.sendingCounter += 1
         peers[id]!.timers.anyAuthenticatedPacketTraversal(now: now)
         peers[id]!.timers.anyAuthenticatedPacketSent()
-        if !isKeepalive { peers[id]!.timers.dataSent(now: now, jitter: jitter) }
+        if !isKeepalive { peers[id]!.timers.dataSent(now: now, jitter: Interface.jitter) }
         // §6.2: the sender of a keypair that is old or heavily used starts a
         // new handshake (only the initiator rekeys on age).
         if counter + 1 >= Protocol.rekeyAfterMessages
-            || (keypair.isInitiator && now - keypair.birth >= Protocol.rekeyAfterTime)
+            || (keypair.isInitiator && now.isAtLeast(Nanoseconds.rekeyAfterTime, after: keypair.birth))
         {
             sendHandshakeInitiation(id, isRetry: false, now: now)
         }
@@ -257,7 +257,7 @@ extension Interface {
     mutating func keepKeyFreshOnReceive(_ id: PeerID, now: Instant) {
         guard let current = peers[id]?.keypairs.current, current.isInitiator,
             !peers[id]!.timers.sentLastMinuteHandshake,
-            now - current.birth >= Protocol.rejectAfterTime - Protocol.keepaliveTimeout - Protocol.rekeyTimeout
+            now.isAtLeast(Nanoseconds.lastMinuteRekey, after: current.birth)
         else { return }
         peers[id]!.timers.sentLastMinuteHandshake = true
         sendHandshakeInitiation(id, isRetry: false, now: now)

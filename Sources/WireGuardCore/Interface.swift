@@ -124,10 +124,12 @@ public struct Interface: Sendable {
         let id = PeerID(rawValue: nextPeerID)
         nextPeerID &+= 1
         let ss = (try? identity.key.sharedSecret(with: publicKey)) ?? .zero
-        peers[id] = Peer(
-            id: id, publicKey: publicKey, presharedKey: .zero, staticStatic: ss,
-            initiatorStart: NoiseIKpsk2.initialState(.wireGuard, responderStatic: publicKey),
-            cookies: CookieGenerator(peerPublicKey: publicKey))
+        peers.insert(
+            Peer(
+                id: id, publicKey: publicKey, presharedKey: .zero, staticStatic: ss,
+                initiatorStart: NoiseIKpsk2.initialState(.wireGuard, responderStatic: publicKey),
+                cookies: CookieGenerator(peerPublicKey: publicKey)),
+            as: id)
         peerByKey[publicKey] = id
         return id
     }
@@ -145,14 +147,18 @@ public struct Interface: Sendable {
     public func publicKey(of id: PeerID) -> X25519.PublicKey? { peers[id]?.publicKey }
 
     public mutating func setPresharedKey(_ id: PeerID, _ key: Bytes32?) {
-        peers[id]?.presharedKey = key ?? .zero
+        guard peers[id] != nil else { return }
+        peers[id]!.presharedKey = key ?? .zero
     }
     public func presharedKey(of id: PeerID) -> Bytes32? {
         guard let k = peers[id]?.presharedKey, !k.isZero else { return nil }
         return k
     }
 
-    public mutating func setEndpoint(_ id: PeerID, _ endpoint: Endpoint?) { peers[id]?.endpoint = endpoint }
+    public mutating func setEndpoint(_ id: PeerID, _ endpoint: Endpoint?) {
+        guard peers[id] != nil else { return }
+        peers[id]!.endpoint = endpoint
+    }
     public func endpoint(of id: PeerID) -> Endpoint? { peers[id]?.endpoint }
 
     /// Sets the persistent keepalive interval (nil or zero turns it off);
@@ -239,8 +245,10 @@ public struct Interface: Sendable {
         }
     }
 
-    /// Random delay added to retransmissions (kernel: up to HZ/3).
-    func jitter() -> Duration {
+    /// Random delay added to retransmissions (kernel: up to HZ/3). Static,
+    /// so passing it as a closure captures nothing (a closure over `self`
+    /// would copy the whole interface and defeat in-place updates).
+    static func jitter() -> Duration {
         .milliseconds(Int(SecureRandom.uniform(Implementation.rekeyTimeoutJitterMaxMilliseconds)))
     }
 

@@ -15,11 +15,11 @@ package struct Keypair: Sendable {
     package let isInitiator: Bool
 
     package func canSend(now: Instant) -> Bool {
-        sendingCounter < Protocol.rejectAfterMessages && now - birth < Protocol.rejectAfterTime
+        sendingCounter < Protocol.rejectAfterMessages && !now.isAtLeast(Nanoseconds.rejectAfterTime, after: birth)
     }
 
     package func canReceive(now: Instant) -> Bool {
-        now - birth < Protocol.rejectAfterTime
+        !now.isAtLeast(Nanoseconds.rejectAfterTime, after: birth)
     }
 }
 

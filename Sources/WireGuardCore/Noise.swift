@@ -51,7 +51,7 @@ package struct SymmetricState: Sendable {
 
     /// MixKey: (ck, k) = KDF2(ck, input); returns k.
     package mutating func mixKey(_ input: some RawBytes) -> Bytes32 {
-        let (ck, k) = WireGuardKDF.kdf2(key: chainingKey, input: input)
+        let (ck, k) = DigestHMAC.kdf2(key: chainingKey, input: input)
         chainingKey = ck
         return k
     }
@@ -59,7 +59,7 @@ package struct SymmetricState: Sendable {
     /// MixKeyAndHash (Noise §5.2, the psk token): (ck, t, k) = KDF3(ck, psk);
     /// MixHash(t); returns k.
     package mutating func mixKeyAndHash(_ input: some RawBytes) -> Bytes32 {
-        let (ck, t, k) = WireGuardKDF.kdf3(key: chainingKey, input: input)
+        let (ck, t, k) = DigestHMAC.kdf3(key: chainingKey, input: input)
         chainingKey = ck
         mixHash(t)
         return k
@@ -84,7 +84,7 @@ package struct SymmetricState: Sendable {
 
     /// Split (§5.2): the two transport keys, initiator→responder first.
     package func split() -> (initiatorToResponder: Bytes32, responderToInitiator: Bytes32) {
-        let (a, b) = WireGuardKDF.kdf2(key: chainingKey, input: [UInt8]())
+        let (a, b) = DigestHMAC.kdf2(key: chainingKey, input: [UInt8]())
         return (a, b)
     }
 }

@@ -32,6 +32,27 @@ public struct Instant: Comparable, Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+extension Instant {
+    /// Whether at least `interval` nanoseconds separate `earlier` from
+    /// `self`. Plain integer arithmetic: the data path calls this per packet,
+    /// and `Duration` arithmetic goes through unspecialised generic code.
+    @inlinable
+    public func isAtLeast(_ interval: Int64, after earlier: Instant) -> Bool {
+        nanoseconds &- earlier.nanoseconds >= interval
+    }
+}
+
+/// The timer constants the data path compares against, in nanoseconds,
+/// computed once from `Protocol`.
+enum Nanoseconds {
+    static let rekeyAfterTime = Protocol.rekeyAfterTime.nanoseconds
+    static let rejectAfterTime = Protocol.rejectAfterTime.nanoseconds
+    static let keepaliveTimeout = Protocol.keepaliveTimeout.nanoseconds
+    static let newHandshakeAfter = (Protocol.keepaliveTimeout + Protocol.rekeyTimeout).nanoseconds
+    static let lastMinuteRekey =
+        (Protocol.rejectAfterTime - Protocol.keepaliveTimeout - Protocol.rekeyTimeout).nanoseconds
+}
+
 extension Duration {
     /// Whole nanoseconds (saturating well beyond any WireGuard timer).
     @inlinable

@@ -32,7 +32,7 @@ package struct PeerTimers: Sendable {
     /// time, the session may be dead, so plan a new handshake.
     mutating func dataSent(now: Instant, jitter: () -> Duration) {
         if newHandshake == nil {
-            newHandshake = now + Protocol.keepaliveTimeout + Protocol.rekeyTimeout + jitter()
+            newHandshake = Instant(nanoseconds: now.nanoseconds &+ Nanoseconds.newHandshakeAfter) + jitter()
         }
     }
 
@@ -40,7 +40,7 @@ package struct PeerTimers: Sendable {
     /// KEEPALIVE_TIMEOUT so it knows the session works.
     mutating func dataReceived(now: Instant) {
         if sendKeepalive == nil {
-            sendKeepalive = now + Protocol.keepaliveTimeout
+            sendKeepalive = Instant(nanoseconds: now.nanoseconds &+ Nanoseconds.keepaliveTimeout)
         } else {
             needAnotherKeepalive = true
         }

@@ -20,7 +20,7 @@ import WireGuardCore
         let portB = b.listenPort
         a.withInterface { i in
             let id = try! i.addPeer(publicKey: pb)
-            i.setEndpoint(id, Endpoint("127.0.0.1:\(portB)")!)
+            i.setEndpoint(id, WireGuardCore.Endpoint("127.0.0.1:\(portB)")!)
             i.addAllowedIP(id, IPPrefix("10.9.0.2/32")!)
         }
         b.withInterface { i in

@@ -33,7 +33,7 @@ import WireGuardCore
         #expect(s.listenPort == 51820 && s.hasPrivateKey)
         #expect(i.publicKey == key.publicKey)
         let id = i.peer(forKey: peer)!
-        #expect(i.endpoint(of: id) == Endpoint("192.0.2.1:51821"))
+        #expect(i.endpoint(of: id) == WireGuardCore.Endpoint("192.0.2.1:51821"))
         #expect(i.presharedKey(of: id) == psk)
         #expect(i.persistentKeepalive(of: id) == 25)
         #expect(Set(i.allowedIPs(of: id)) == [IPPrefix("10.0.0.2/32")!, IPPrefix("fd00::/64")!])

@@ -153,7 +153,7 @@ public enum UAPI {
                     let psk = try! Bytes32(bytes)
                     interface.setPresharedKey(id, psk.isZero ? nil : psk)
                 case "endpoint":
-                    guard let endpoint = Endpoint(value) else { throw .invalid("endpoint: expected ip:port") }
+                    guard let endpoint = WireGuardCore.Endpoint(value) else { throw .invalid("endpoint: expected ip:port") }
                     interface.setEndpoint(id, endpoint)
                 case "persistent_keepalive_interval":
                     guard let seconds = UInt16(value) else { throw .invalid("persistent_keepalive_interval") }

@@ -28,9 +28,9 @@ public final class WireGuardDevice: @unchecked Sendable {
     let core: Mutex<Interface>
     let settings: Mutex<UAPI.DeviceSettings>
     let end: PacketEnd
-    private let socket: Mutex<UDPSocket>
+    private let socket: Mutex<DeviceUDPSocket>
     private let running = Atomic<Bool>(true)
-    private let handshakes = Mutex<[(bytes: [UInt8], source: Endpoint)]>([])
+    private let handshakes = Mutex<[(bytes: [UInt8], source: WireGuardCore.Endpoint)]>([])
     private let handshakeReady = Condition()
     private let stoppedThreads = Atomic<Int>(0)
     private static let threadCount = 4
@@ -44,7 +44,7 @@ public final class WireGuardDevice: @unchecked Sendable {
             privateKey: privateKey ?? X25519.PrivateKey(), wallClockOffset: DeviceClock.wallClockOffset())
         interface.mtu = end.mtu
         core = Mutex(interface)
-        let udp = try UDPSocket(port: listenPort)
+        let udp = try DeviceUDPSocket(port: listenPort)
         socket = Mutex(udp)
         settings = Mutex(UAPI.DeviceSettings(listenPort: udp.port, hasPrivateKey: hasKey))
         self.end = end
@@ -125,12 +125,12 @@ public final class WireGuardDevice: @unchecked Sendable {
     /// Moves to a new UDP port (`wg set … listen-port`); the receive thread
     /// picks up the new socket at its next batch.
     private func rebind(port: UInt16) {
-        guard let fresh = try? UDPSocket(port: port) else { return }
+        guard let fresh = try? DeviceUDPSocket(port: port) else { return }
         socket.withLock { $0 = fresh }
         settings.withLock { $0.listenPort = fresh.port }
     }
 
-    private var currentSocket: UDPSocket { socket.withLock { $0 } }
+    private var currentSocket: DeviceUDPSocket { socket.withLock { $0 } }
 
     func flushOutgoing() {
         let out = core.withLock { $0.takeOutgoing() }
@@ -141,7 +141,7 @@ public final class WireGuardDevice: @unchecked Sendable {
 
     private func receiveLoop() {
         let batch = PacketBatch(count: Self.batchSize)
-        var datagrams: [UDPSocket.Received] = []
+        var datagrams: [DeviceUDPSocket.Received] = []
         var jobs: [(datagram: Int, job: WireGuardCore.OpenJob)] = []
         // With UDP GRO one slot may hold up to 64 KiB of datagrams.
         let maxDatagrams = Self.batchSize * 64
@@ -270,7 +270,7 @@ public final class WireGuardDevice: @unchecked Sendable {
                 let start = batch.offsets[slot]
                 sealed[k] = job.seal(batch.slot(slot), packet: start..<(start + batch.lengths[slot]))
             }
-            var datagrams: [(UnsafeRawBufferPointer, Endpoint)] = []
+            var datagrams: [(UnsafeRawBufferPointer, WireGuardCore.Endpoint)] = []
             datagrams.reserveCapacity(jobList.count)
             for (k, (slot, job)) in jobList.enumerated() {
                 guard let range = sealed[k] else { continue }

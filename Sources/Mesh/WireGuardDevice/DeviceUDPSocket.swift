@@ -8,7 +8,7 @@ import WireGuardCore
 
 /// The device's one UDP socket (dual-stack IPv6 when the host has it),
 /// read and written in batches with recvmmsg/sendmmsg.
-final class UDPSocket: @unchecked Sendable {
+final class DeviceUDPSocket: @unchecked Sendable {
     let fd: Int32
     let port: UInt16
 
@@ -33,7 +33,7 @@ final class UDPSocket: @unchecked Sendable {
     struct Received {
         var slot: Int
         var range: Range<Int>
-        var source: Endpoint
+        var source: WireGuardCore.Endpoint
     }
 
     /// Receives a batch into `batch` (slot i at its headroom) and lists the
@@ -72,13 +72,13 @@ final class UDPSocket: @unchecked Sendable {
     /// Sends datagrams (pointer, length, destination), coalescing runs of
     /// equal-size datagrams to one destination into single UDP GSO sends
     /// (the last of a run may be shorter). `scratch` must hold 64 KiB.
-    func send(_ datagrams: [(UnsafeRawBufferPointer, Endpoint)], scratch: UnsafeMutableRawBufferPointer) {
+    func send(_ datagrams: [(UnsafeRawBufferPointer, WireGuardCore.Endpoint)], scratch: UnsafeMutableRawBufferPointer) {
         guard segmentationOffload.load(ordering: .relaxed), datagrams.count > 1 else {
             send(datagrams)
             return
         }
         var i = 0
-        var singles: [(UnsafeRawBufferPointer, Endpoint)] = []
+        var singles: [(UnsafeRawBufferPointer, WireGuardCore.Endpoint)] = []
         while i < datagrams.count {
             let (first, destination) = datagrams[i]
             let size = first.count
@@ -112,7 +112,7 @@ final class UDPSocket: @unchecked Sendable {
     }
 
     /// Sends datagrams given as (pointer, length, destination).
-    func send(_ datagrams: [(UnsafeRawBufferPointer, Endpoint)]) {
+    func send(_ datagrams: [(UnsafeRawBufferPointer, WireGuardCore.Endpoint)]) {
         guard !datagrams.isEmpty else { return }
         let pointers: [UnsafePointer<UInt8>?] = datagrams.map { $0.0.baseAddress?.assumingMemoryBound(to: UInt8.self) }
         let lengths = datagrams.map { UInt32($0.0.count) }
@@ -137,14 +137,14 @@ final class UDPSocket: @unchecked Sendable {
         }
     }
 
-    static func endpoint(_ e: tether_endpoint) -> Endpoint {
+    static func endpoint(_ e: tether_endpoint) -> WireGuardCore.Endpoint {
         var e = e
         let bytes = withUnsafeBytes(of: &e.address) { Array($0) }
         let address = e.family == 4 ? IPAddress(bytes: bytes[0..<4])! : IPAddress(bytes: bytes)!
-        return Endpoint(address: address, port: e.port)
+        return WireGuardCore.Endpoint(address: address, port: e.port)
     }
 
-    static func raw(_ endpoint: Endpoint) -> tether_endpoint {
+    static func raw(_ endpoint: WireGuardCore.Endpoint) -> tether_endpoint {
         var e = tether_endpoint()
         e.family = endpoint.address.isIPv4 ? 4 : 6
         e.port = endpoint.port
