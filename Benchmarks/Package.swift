@@ -44,6 +44,17 @@ let package = Package(
             path: "Benchmarks/DERPBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
+        .executableTarget(
+            name: "WireGuardBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "CryptoPrimitives", package: "Tether"),
+                .product(name: "WireGuardCore", package: "Tether"),
+                "RawSodium",
+            ],
+            path: "Benchmarks/WireGuardBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ),
         // A load generator (1,000 simulated agents) rather than a
         // package-benchmark target: it measures the server process from outside.
         .executableTarget(

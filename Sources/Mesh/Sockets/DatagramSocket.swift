@@ -1,3 +1,5 @@
+import WireGuardCore
+
 #if canImport(Glibc)
     import Glibc
 #endif
