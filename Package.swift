@@ -42,11 +42,17 @@ let package = Package(
             dependencies: ["CLibSSH", "CryptoPrimitives"]
         ),
 
+        .target(
+            name: "Mesh",
+            dependencies: ["CryptoPrimitives"]
+        ),
+
         .executableTarget(
             name: "tether",
             dependencies: [
                 "CryptoPrimitives",
                 "SSHServer",
+                "Mesh",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -58,6 +64,15 @@ let package = Package(
         .testTarget(
             name: "SSHServerTests",
             dependencies: ["SSHServer", "CryptoPrimitives"]
+        ),
+        .testTarget(
+            name: "MeshTests",
+            dependencies: ["Mesh", "CryptoPrimitives"]
+        ),
+        // Runs the built `tether` binary against real peers (wg).
+        .testTarget(
+            name: "tetherTests",
+            dependencies: ["tether"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -13,6 +13,7 @@ private final class EVPHandles: @unchecked Sendable {
     /// setting parameters by name each time, and the template is only read).
     let hmacTemplate: OpaquePointer
     let mac16Template: OpaquePointer
+    let mac32Template: OpaquePointer
 
     init() {
         guard let md = EVP_MD_fetch(nil, "BLAKE2S-256", nil) else {
@@ -27,6 +28,9 @@ private final class EVPHandles: @unchecked Sendable {
             tether_blake2smac_set_size(b2Ctx, 16) == 1
         else { preconditionFailure("OpenSSL BLAKE2SMAC unavailable") }
         mac16Template = b2Ctx
+        guard let b2Ctx32 = EVP_MAC_CTX_new(b2mac), tether_blake2smac_set_size(b2Ctx32, 32) == 1
+        else { preconditionFailure("OpenSSL BLAKE2SMAC unavailable") }
+        mac32Template = b2Ctx32
     }
 }
 
@@ -83,6 +87,13 @@ public struct BLAKE2s: ~Copyable {
         return mac(template: evp.mac16Template, key: key, data, outputSize: 16) { try! Bytes16($0) }
     }
 
+    /// Keyed BLAKE2s-256 (RFC 7693 §2.5 key block, 32-byte output). Keys are
+    /// 1–32 bytes.
+    public static func keyedHash(key: some RawBytes, _ data: some RawBytes) -> Bytes32 {
+        precondition(key.withUnsafeBytes { $0.count } <= 32, "BLAKE2s key longer than 32 bytes")
+        return mac(template: evp.mac32Template, key: key, data, outputSize: 32) { try! Bytes32($0) }
+    }
+
     /// HMAC-BLAKE2s-256 (RFC 2104 with BLAKE2s' 64-byte block).
     public static func hmac(key: some RawBytes, _ data: some RawBytes) -> Bytes32 {
         mac(template: evp.hmacTemplate, key: key, data, outputSize: 32) { try! Bytes32($0) }
@@ -99,8 +110,14 @@ public struct BLAKE2s: ~Copyable {
     ) -> Out {
         guard let ctx = EVP_MAC_CTX_dup(template) else { preconditionFailure("EVP_MAC_CTX_dup failed") }
         defer { EVP_MAC_CTX_free(ctx) }
+        // A NULL key tells OpenSSL "keep the previous key", so an empty key
+        // is passed as a valid pointer with length 0 (RFC 2104 allows it).
+        var emptyKey: UInt8 = 0
         let ok = key.withUnsafeBytes { k in
-            EVP_MAC_init(ctx, k.baseAddress?.assumingMemoryBound(to: UInt8.self), k.count, nil) == 1
+            if let base = k.baseAddress, k.count > 0 {
+                return EVP_MAC_init(ctx, base.assumingMemoryBound(to: UInt8.self), k.count, nil) == 1
+            }
+            return EVP_MAC_init(ctx, &emptyKey, 0, nil) == 1
         }
         precondition(ok, "EVP_MAC_init failed")
         let update: (UnsafeRawBufferPointer) -> Void = { buffer in
