@@ -28,6 +28,18 @@ let package = Package(
             path: "Benchmarks/CryptoBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
+        // The embedded SSH server beside OpenSSH's sshd on the same loopback,
+        // driven by the same OpenSSH client.
+        .executableTarget(
+            name: "SSHBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "SSHServer", package: "Tether"),
+                .product(name: "CryptoPrimitives", package: "Tether"),
+            ],
+            path: "Benchmarks/SSHBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
