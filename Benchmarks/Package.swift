@@ -55,6 +55,17 @@ let package = Package(
             path: "Benchmarks/WireGuardBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
+        // OpenSSH's sshd beside our server, both driven by the same OpenSSH client.
+        .executableTarget(
+            name: "SSHBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "SSHServer", package: "Tether"),
+                .product(name: "CryptoPrimitives", package: "Tether"),
+            ],
+            path: "Benchmarks/SSHBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ),
         // A load generator (1,000 simulated agents) rather than a
         // package-benchmark target: it measures the server process from outside.
         .executableTarget(

@@ -177,8 +177,8 @@ enum SignalName {
         return table.first { $0.0 == bare }?.1
     }
 
-    /// Signals outside RFC 4254's list are sent as "NAME@tether" would be
-    /// unknown to clients; OpenSSH prints any name, so use the libc one.
+    /// Signals outside RFC 4254's list get libc's description in capitals;
+    /// OpenSSH's client only prints the name.
     static func name(_ number: Int32) -> String {
         if let known = table.first(where: { $0.1 == number }) { return known.0 }
         if let s = strsignal(number) { return String(cString: s).uppercased().replacingSpaces() }

@@ -44,8 +44,6 @@ final class SocketChannel: ChannelHandler {
         }
     }
 
-    override func extraWatches(into table: inout [Int32: Int16]) {}
-
     override func outputFinished() {
         readDone = true
         sendEOF()

@@ -1,3 +1,4 @@
+import CLibSSH
 import Glibc
 
 /// A detached POSIX thread running one closure. Each SSH connection runs on

@@ -1,3 +1,4 @@
+import CLibSSH
 import Glibc
 
 /// An SFTP server in process (see `SFTP` for the wire format): packets in,

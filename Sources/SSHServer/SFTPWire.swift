@@ -1,3 +1,4 @@
+import CLibSSH
 import Glibc
 
 /// SFTP version 3 (draft-ietf-secsh-filexfer-02, the version OpenSSH

@@ -1,3 +1,4 @@
+import CLibSSH
 import Glibc
 
 /// Socket plumbing for forwarding and listeners: names of ends, TCP

@@ -1,3 +1,4 @@
+import CLibSSH
 import Glibc
 
 /// X11 forwarding (RFC 4254 §6.3), as sshd does it with `X11UseLocalhost

@@ -30,11 +30,14 @@ import Testing
         st = ch.recv_exit_status()
         assert st == -1, st  # paramiko reports exit-signal as -1
 
-        # pty with a size, then window-change
-        ch = t.open_session(); ch.get_pty(term="xterm", width=91, height=17); ch.exec_command("stty size; sleep 1; stty size")
-        time.sleep(0.5); ch.resize_pty(width=101, height=27)
-        out = ch.makefile().read().replace(b"\\r", b"")
-        assert out == b"17 91\\n27 101\\n", out
+        # pty with a size, then window-change (sent before the newline that
+        # lets the second stty run, so the order is fixed by the channel)
+        ch = t.open_session(); ch.get_pty(term="xterm", width=91, height=17); ch.exec_command("stty size; read x; stty size")
+        f = ch.makefile("rb")
+        first = f.readline()
+        ch.resize_pty(width=101, height=27); ch.send(b"\\n")
+        rest = f.read().replace(b"\\r", b"")
+        assert first.replace(b"\\r", b"") == b"17 91\\n" and rest.strip() == b"27 101", (first, rest)
 
         # SFTP
         s = c.open_sftp()
