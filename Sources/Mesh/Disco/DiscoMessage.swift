@@ -196,6 +196,6 @@ public enum Disco {
 
     /// Reads IP[16] ‖ port; callers have checked there are 18 bytes.
     static func readEndpoint(_ bytes: [UInt8], at offset: Int) -> Endpoint {
-        Endpoint(mapped16: bytes[offset..<(offset + 16)], port: UInt16(bytes[offset + 16]) << 8 | UInt16(bytes[offset + 17]))
+        Endpoint(mapped16: Array(bytes[offset..<(offset + 16)]), port: UInt16(bytes[offset + 16]) << 8 | UInt16(bytes[offset + 17]))
     }
 }

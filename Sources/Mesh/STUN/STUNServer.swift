@@ -45,7 +45,10 @@ public final class STUNServer: Sendable {
             guard let (count, from) = try? socket.receive(into: buffer, timeoutMilliseconds: 100) else { continue }
             switch STUNBinding.respond(to: UnsafeRawBufferPointer(rebasing: buffer[0..<count]), from: from) {
             case .reply(let bytes):
-                if (try? socket.send(bytes, to: from)) != nil { state.withLock { $0.answered += 1 } }
+                // Counted before sending, so a client that has its answer
+                // never sees a counter that does not include it yet.
+                state.withLock { $0.answered += 1 }
+                try? socket.send(bytes, to: from)
             case .drop(let reason):
                 state.withLock { $0.dropped[reason, default: 0] += 1 }
             }
