@@ -13,6 +13,7 @@ import SSHServer
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
         metrics: [.throughput, .wallClock],
+        warmupIterations: 0,
         scalingFactor: .one,
         maxDuration: .seconds(60),
         maxIterations: 5
@@ -24,17 +25,17 @@ let benchmarks: @Sendable () -> Void = {
 
     let gib = 1 << 30
     for (who, alias) in [("ours", "ours"), ("sshd", "sshd")] {
-        Benchmark("SSH download 1 GiB, GiB per s · \(who)", configuration: .init(maxIterations: 3)) { benchmark in
+        Benchmark("SSH download 1 GiB, GiB per s · \(who)", configuration: .init(warmupIterations: 0, maxIterations: 2)) { benchmark in
             for _ in benchmark.scaledIterations {
                 peers.shell("ssh -F \(peers.config) \(alias) 'head -c \(gib) /dev/zero' > /dev/null")
             }
         }
-        Benchmark("SSH upload 1 GiB, GiB per s · \(who)", configuration: .init(maxIterations: 3)) { benchmark in
+        Benchmark("SSH upload 1 GiB, GiB per s · \(who)", configuration: .init(warmupIterations: 0, maxIterations: 2)) { benchmark in
             for _ in benchmark.scaledIterations {
                 peers.shell("head -c \(gib) /dev/zero | ssh -F \(peers.config) \(alias) 'cat > /dev/null'")
             }
         }
-        Benchmark("ssh host true, runs per s · \(who)", configuration: .init(maxIterations: 30)) { benchmark in
+        Benchmark("ssh host true, runs per s · \(who)", configuration: .init(warmupIterations: 1, maxIterations: 10)) { benchmark in
             for _ in benchmark.scaledIterations {
                 peers.shell("ssh -F \(peers.config) \(alias) true")
             }
