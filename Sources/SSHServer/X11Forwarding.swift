@@ -33,16 +33,15 @@ extension Connection {
             guard access(path, X_OK) == 0 else { continue }
             var environment = ["HOME=\(user.home)", "PATH=/usr/bin:/bin"]
             if let xa = getenv("XAUTHORITY") { environment.append("XAUTHORITY=" + String(cString: xa)) }
-            var pid: pid_t = 0
-            let cArgv = argv.map { strdup($0) } + [nil]
-            let cEnv = environment.map { strdup($0) } + [nil]
-            defer {
-                for p in cArgv { free(p) }
-                for p in cEnv { free(p) }
-            }
-            guard posix_spawn(&pid, path, nil, nil, cArgv, cEnv) == 0 else { return false }
+            // The same careful spawn as a session's program; xauth is quick,
+            // so waiting for it here holds up only this connection.
+            guard
+                let child = try? ChildProcess.spawn(
+                    path: path, argv: argv, environment: environment, directory: user.home, ptySlave: nil)
+            else { return false }
+            for fd in [child.stdin, child.stdout, child.stderr, child.pidfd] { close(fd) }
             var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            while waitpid(child.pid, &status, 0) < 0 && errno == EINTR {}
             return status == 0
         }
         return false
