@@ -191,7 +191,8 @@ func fillPattern(_ buffer: inout [UInt8], offset: Int) {
         try await withKernelPeer { peer in
             let size = KernelSizes.bulk
             // Upload: our stack → kernel socat, digest on the kernel side.
-            let upSink = try peer.spawn("socat -u TCP-LISTEN:9001,reuseaddr STDOUT | sha256sum > \(peer.directory)/up.sha")
+            let upSink = try peer.spawn(
+                "socat -u TCP-LISTEN:9001,reuseaddr STDOUT | sha256sum > \(peer.directory)/up.sha")
             try await Task.sleep(for: .milliseconds(300))
             let up = try await peer.stack.dial(SocketAddress(IPAddress(KernelPeer.kernel4)!, 9001))
             var sha = SHA256()
@@ -283,5 +284,7 @@ func fillPattern(_ buffer: inout [UInt8], offset: Int) {
 }
 
 extension Array where Element == UInt8 {
-    fileprivate func ends(with suffix: [UInt8]) -> Bool { count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix }
+    fileprivate func ends(with suffix: [UInt8]) -> Bool {
+        count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix
+    }
 }

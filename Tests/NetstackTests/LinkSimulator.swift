@@ -187,7 +187,9 @@ struct BulkEndpoint {
             let n = Swift.min(scratch.count, total - written, room)
             if n == 0 { break }
             for i in 0..<n { scratch[i] = streamByte(written + i, tag: tag) }
-            let accepted = scratch.withUnsafeBytes { core.write(id, UnsafeRawBufferPointer(rebasing: $0[0..<n]), now: now) }
+            let accepted = scratch.withUnsafeBytes {
+                core.write(id, UnsafeRawBufferPointer(rebasing: $0[0..<n]), now: now)
+            }
             written += accepted
             if accepted < n { break }
         }

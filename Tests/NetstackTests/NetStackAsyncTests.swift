@@ -44,7 +44,9 @@ func makeStackPair(forwarderB: NetStack.Forwarder? = nil) -> (NetStack, NetStack
             }
             let big = (0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
             sent += big
-            async let writes: Void = { try await c.write(big); c.shutdownWrite() }()
+            async let writes: Void = {
+                try await c.write(big); c.shutdownWrite()
+            }()
             while true {
                 let d = try await c.read()
                 if d.isEmpty { break }
@@ -150,7 +152,9 @@ func makeStackPair(forwarderB: NetStack.Forwarder? = nil) -> (NetStack, NetStack
         var icmp = [UInt8](repeating: 0, count: echo4.bufferLength)
         icmp[8...] = [9, 8, 7, 6]
         icmp.withUnsafeMutableBytes { echo4.emit(into: $0) }
-        var ip = IPRepr(source: LinkSimulator.addressB4, destination: LinkSimulator.addressA4, protocolNumber: .icmp, payloadLength: icmp.count)!
+        var ip = IPRepr(
+            source: LinkSimulator.addressB4, destination: LinkSimulator.addressA4, protocolNumber: .icmp,
+            payloadLength: icmp.count)!
         var packet = [UInt8](repeating: 0, count: ip.bufferLength)
         packet.withUnsafeMutableBytes { buf in
             ip.emit(into: buf)
@@ -170,7 +174,9 @@ func makeStackPair(forwarderB: NetStack.Forwarder? = nil) -> (NetStack, NetStack
         let echo6 = ICMPv6Repr.echoRequest(identifier: 7, sequence: 2, dataLength: 0)
         icmp = [UInt8](repeating: 0, count: echo6.bufferLength)
         icmp.withUnsafeMutableBytes { echo6.emit(into: $0, source: s6, destination: d6) }
-        ip = IPRepr(source: LinkSimulator.addressB6, destination: LinkSimulator.addressA6, protocolNumber: .icmpv6, payloadLength: icmp.count)!
+        ip = IPRepr(
+            source: LinkSimulator.addressB6, destination: LinkSimulator.addressA6, protocolNumber: .icmpv6,
+            payloadLength: icmp.count)!
         packet = [UInt8](repeating: 0, count: ip.bufferLength)
         packet.withUnsafeMutableBytes { buf in
             ip.emit(into: buf)
@@ -204,7 +210,8 @@ func makeStackPair(forwarderB: NetStack.Forwarder? = nil) -> (NetStack, NetStack
         // A "fragmentation needed" quoting one of A's segments, with next-hop MTU 1000.
         var quoted = [UInt8](repeating: 0, count: 28)
         let qip = IPv4Repr(
-            source: IPv4Address("10.0.0.1")!, destination: IPv4Address("10.0.0.2")!, protocolNumber: .tcp, payloadLength: 8)
+            source: IPv4Address("10.0.0.1")!, destination: IPv4Address("10.0.0.2")!, protocolNumber: .tcp,
+            payloadLength: 8)
         quoted.withUnsafeMutableBytes { qip.emit(into: $0) }
         quoted[20] = UInt8(c.local.port >> 8)
         quoted[21] = UInt8(c.local.port & 0xFF)
@@ -214,7 +221,9 @@ func makeStackPair(forwarderB: NetStack.Forwarder? = nil) -> (NetStack, NetStack
         var icmp = [UInt8](repeating: 0, count: err.bufferLength)
         icmp[8...] = quoted[...]
         icmp.withUnsafeMutableBytes { err.emit(into: $0) }
-        let ip = IPRepr(source: LinkSimulator.addressB4, destination: LinkSimulator.addressA4, protocolNumber: .icmp, payloadLength: icmp.count)!
+        let ip = IPRepr(
+            source: LinkSimulator.addressB4, destination: LinkSimulator.addressA4, protocolNumber: .icmp,
+            payloadLength: icmp.count)!
         var packet = [UInt8](repeating: 0, count: ip.bufferLength)
         packet.withUnsafeMutableBytes { buf in
             ip.emit(into: buf)

@@ -272,7 +272,9 @@ func inject(
             for id in servers where !echoed.contains(id) {
                 let n = buffer.withUnsafeMutableBytes { s.b.read(id, into: $0, now: s.now) }
                 if n > 0 {
-                    _ = buffer.withUnsafeBytes { s.b.write(id, UnsafeRawBufferPointer(rebasing: $0[0..<n]), now: s.now) }
+                    _ = buffer.withUnsafeBytes {
+                        s.b.write(id, UnsafeRawBufferPointer(rebasing: $0[0..<n]), now: s.now)
+                    }
                     s.b.close(id, now: s.now)
                     echoed.insert(id)
                 }

@@ -46,7 +46,8 @@ func bulkBothWays(_ sim: inout LinkSimulator, bytes: Int, v6: Bool = false, limi
     let sb = sim.b.connection(server)?.stats
     print(
         "bulk \(bytes >> 20) MiB each way: \(String(format: "%.1f", seconds)) s fake time, "
-            + "\(sim.delivered) packets delivered, \(sim.dropped) dropped; A \(String(describing: sa)); B \(String(describing: sb))")
+            + "\(sim.delivered) packets delivered, \(sim.dropped) dropped; A \(String(describing: sa)); B \(String(describing: sb))"
+    )
     sim.a.close(client, now: sim.now)
     sim.b.close(server, now: sim.now)
     // Both ends close; after TIME_WAIT (2 MSL) both tables are empty.

@@ -62,7 +62,9 @@ let v6b = IPAddress("fd7a:115c:a1e0::2")!
             while naive > 0xFFFF { naive = (naive & 0xFFFF) + (naive >> 16) }
             var sum = InternetChecksum()
             bytes.withUnsafeBytes { sum.add($0) }
-            #expect(sum.folded == UInt16(naive) || (naive == 0 && sum.folded == 0xFFFF) || (naive == 0xFFFF && sum.folded == 0))
+            #expect(
+                sum.folded == UInt16(naive) || (naive == 0 && sum.folded == 0xFFFF)
+                    || (naive == 0xFFFF && sum.folded == 0))
         }
     }
 
@@ -159,10 +161,12 @@ let v6b = IPAddress("fd7a:115c:a1e0::2")!
     @Test func udpRoundTripBothFamilies() throws {
         for (s, d) in [(v4a, v4b), (v6a, v6b)] {
             let ip = IPRepr(source: s, destination: d, protocolNumber: .udp, payloadLength: 0)!
-            let packet = Build.udp(ip, UDPRepr(sourcePort: 53, destinationPort: 5353, payloadLength: 0), payload: [9, 8, 7])
+            let packet = Build.udp(
+                ip, UDPRepr(sourcePort: 53, destinationPort: 5353, payloadLength: 0), payload: [9, 8, 7])
             try packet.withUnsafeBytes { buf in
                 let (ipr, payload) = try IPRepr.parse(buf)
-                let udp = try UDPRepr.parse(try UDPDatagram(checking: payload), source: ipr.source, destination: ipr.destination)
+                let udp = try UDPRepr.parse(
+                    try UDPDatagram(checking: payload), source: ipr.source, destination: ipr.destination)
                 #expect(udp == UDPRepr(sourcePort: 53, destinationPort: 5353, payloadLength: 3))
             }
         }
@@ -228,7 +232,8 @@ let v6b = IPAddress("fd7a:115c:a1e0::2")!
             p[37] = UInt8(sum.value & 0xFF)
             try p.withUnsafeBytes { buf in
                 let (ipr, payload) = try IPRepr.parse(buf)
-                _ = try TCPRepr.parse(try TCPSegment(checking: payload), source: ipr.source, destination: ipr.destination)
+                _ = try TCPRepr.parse(
+                    try TCPSegment(checking: payload), source: ipr.source, destination: ipr.destination)
             }
         }
         try reparse(packet)
@@ -262,7 +267,8 @@ let v6b = IPAddress("fd7a:115c:a1e0::2")!
             #expect(parsed == repr)
             _ = bytes.withUnsafeBytes { buf in
                 #expect(throws: WireError.badChecksum) {
-                    try ICMPv6Repr.parse(try ICMPv6Packet(checking: buf), source: a, destination: IPv6Address("fd00::3")!)
+                    try ICMPv6Repr.parse(
+                        try ICMPv6Packet(checking: buf), source: a, destination: IPv6Address("fd00::3")!)
                 }
             }
         }

@@ -1,6 +1,7 @@
 /// A link double: what one stack sends, the other receives, in order, on a
-/// background task (never re-entering the sender). For tests of code built
-/// on `NetStack`, and as the reference for in-memory benchmarks.
+/// background task (never re-entering the sender). It can add a fixed
+/// one-way delay and drop a fraction of packets, for tests and benchmarks of
+/// code built on `NetStack` over slow or lossy paths.
 public final class MemoryLink: NetLink {
     struct Target {
         weak var stack: NetStack?
@@ -8,16 +9,25 @@ public final class MemoryLink: NetLink {
 
     public let mtu: Int
     private let target: Locked<Target>
-    private let packets: AsyncStream<[[UInt8]]>.Continuation
+    private let packets: AsyncStream<(NetInstant, [[UInt8]])>.Continuation
+    private let loss: Double
 
-    public init(mtu: Int = 1500) {
+    /// - Parameters:
+    ///   - delay: one-way latency added to every packet.
+    ///   - loss: fraction of packets dropped, independently at random.
+    public init(mtu: Int = 1500, delay: Duration = .zero, loss: Double = 0) {
         self.mtu = mtu
+        self.loss = loss
         let target = Locked(Target())
         self.target = target
-        let (stream, continuation) = AsyncStream<[[UInt8]]>.makeStream(bufferingPolicy: .unbounded)
+        let (stream, continuation) = AsyncStream<(NetInstant, [[UInt8]])>.makeStream(bufferingPolicy: .unbounded)
         packets = continuation
         Task.detached {
-            for await batch in stream {
+            for await (sentAt, batch) in stream {
+                if delay > .zero {
+                    let wait = sentAt + delay - NetInstant.now()
+                    if wait > .zero { try? await Task.sleep(for: wait) }
+                }
                 guard let stack = target.withLock({ $0.stack }) else { continue }
                 for p in batch { stack.input(p) }
             }
@@ -32,6 +42,9 @@ public final class MemoryLink: NetLink {
     }
 
     public func send(_ packets: [[UInt8]]) {
-        self.packets.yield(packets)
+        var batch = packets
+        if loss > 0 { batch.removeAll { _ in Double.random(in: 0..<1) < loss } }
+        guard !batch.isEmpty else { return }
+        self.packets.yield((NetInstant.now(), batch))
     }
 }

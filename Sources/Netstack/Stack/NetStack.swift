@@ -216,7 +216,9 @@ public final class NetStack: Sendable {
     }
 
     /// Sends a datagram from any of our addresses and any port (the forwarder replies this way).
-    public func sendUDP(from source: SocketAddress, to destination: SocketAddress, payload: [UInt8]) throws(NetstackError) {
+    public func sendUDP(from source: SocketAddress, to destination: SocketAddress, payload: [UInt8])
+        throws(NetstackError)
+    {
         let r: Result<Void, NetstackError> = withCore { core, _ in
             do throws(NetstackError) {
                 try core.sendUDP(from: source, to: destination, payload: payload)

@@ -135,7 +135,8 @@ package struct StackCore {
         let segment = try TCPSegment(checking: bytes)
         let repr = try TCPRepr.parse(segment, source: ip.source, destination: ip.destination)
         let key = ConnectionKey(
-            local: SocketAddress(ip.destination, repr.destinationPort), remote: SocketAddress(ip.source, repr.sourcePort))
+            local: SocketAddress(ip.destination, repr.destinationPort),
+            remote: SocketAddress(ip.source, repr.sourcePort))
         if let id = table[key], var slot = slots[id] {
             // RFC 9293 §3.10.7.4 / RFC 6191: a new SYN may reopen a connection in TIME_WAIT
             // if its sequence number is beyond the old one's.
@@ -165,7 +166,8 @@ package struct StackCore {
                 return
             }
         }
-        sendReset(TCPConnection.reset(for: repr, payloadLength: repr.payloadLength), local: key.local, remote: key.remote)
+        sendReset(
+            TCPConnection.reset(for: repr, payloadLength: repr.payloadLength), local: key.local, remote: key.remote)
     }
 
     private mutating func openPassive(
@@ -175,7 +177,8 @@ package struct StackCore {
         let c = TCPConnection(
             local: key.local, remote: key.remote, syn: syn, isn: isn, timestampOffset: tsOffset, options: tcpOptions,
             now: now)
-        let id = insert(Slot(connection: c, key: key, pendingAcceptPort: listenerPort, forwarded: forwarded, hasHandle: false))
+        let id = insert(
+            Slot(connection: c, key: key, pendingAcceptPort: listenerPort, forwarded: forwarded, hasHandle: false))
         service(id, now: now)
     }
 
@@ -312,7 +315,8 @@ package struct StackCore {
     }
 
     private mutating func sendReset(_ repr: TCPRepr, local: SocketAddress, remote: SocketAddress) {
-        guard var ip = IPRepr(source: local.address, destination: remote.address, protocolNumber: .tcp, payloadLength: 0)
+        guard
+            var ip = IPRepr(source: local.address, destination: remote.address, protocolNumber: .tcp, payloadLength: 0)
         else { return }
         ip.payloadLength = repr.bufferLength
         var packet = [UInt8](repeating: 0, count: ip.bufferLength)
@@ -483,9 +487,9 @@ package struct StackCore {
     package func hasQueuedUDP(port: UInt16) -> Bool { udp[port]?.queue.isEmpty == false }
 
     /// Sends one datagram; `source` must be one of our addresses.
-    package mutating func sendUDP(from source: SocketAddress, to destination: SocketAddress, payload: [UInt8]) throws(
-        NetstackError
-    ) {
+    package mutating func sendUDP(from source: SocketAddress, to destination: SocketAddress, payload: [UInt8])
+        throws(NetstackError)
+    {
         guard addresses.contains(source.address) else { throw NetstackError(.invalidArgument, "not our address") }
         let repr = UDPRepr(sourcePort: source.port, destinationPort: destination.port, payloadLength: payload.count)
         guard
@@ -497,7 +501,10 @@ package struct StackCore {
         var packet = [UInt8](repeating: 0, count: ip.bufferLength)
         packet.withUnsafeMutableBytes { buf in
             let u = UnsafeMutableRawBufferPointer(rebasing: buf[ip.headerLength...])
-            payload.withUnsafeBytes { u.baseAddress!.advanced(by: UDPDatagram.headerLength).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            payload.withUnsafeBytes {
+                u.baseAddress!.advanced(by: UDPDatagram.headerLength).copyMemory(
+                    from: $0.baseAddress!, byteCount: $0.count)
+            }
             repr.emit(into: u, source: ip.source, destination: ip.destination)
             ip.emit(into: buf)
         }
@@ -506,7 +513,9 @@ package struct StackCore {
     }
 
     /// Sends one datagram from our address of the destination's family.
-    package mutating func sendUDP(fromPort: UInt16, to destination: SocketAddress, payload: [UInt8]) throws(NetstackError) {
+    package mutating func sendUDP(fromPort: UInt16, to destination: SocketAddress, payload: [UInt8])
+        throws(NetstackError)
+    {
         guard let a = addresses.first(where: { $0.isIPv6 == destination.address.isIPv6 }) else {
             throw NetstackError(.unreachable, "no local address of the family of \(destination.address)")
         }
@@ -517,7 +526,8 @@ package struct StackCore {
         let d = try UDPDatagram(checking: bytes)
         let repr = try UDPRepr.parse(d, source: ip.source, destination: ip.destination)
         let datagram = Datagram(
-            source: SocketAddress(ip.source, repr.sourcePort), destination: SocketAddress(ip.destination, repr.destinationPort),
+            source: SocketAddress(ip.source, repr.sourcePort),
+            destination: SocketAddress(ip.destination, repr.destinationPort),
             payload: Array(d.payload))
         if var b = udp[repr.destinationPort] {
             guard b.queuedBytes + datagram.payload.count <= Self.maximumUDPQueueBytes else {
@@ -548,7 +558,8 @@ package struct StackCore {
         case .echoRequest(let id, let seq, let n):
             let reply = ICMPv4Repr.echoReply(identifier: id, sequence: seq, dataLength: n)
             emitICMP(to: ip.source, from: ip.destination, protocolNumber: .icmp, length: reply.bufferLength) { buf in
-                buf.baseAddress!.advanced(by: ICMPv4Packet.headerLength).copyMemory(from: p.data.baseAddress!, byteCount: n)
+                buf.baseAddress!.advanced(by: ICMPv4Packet.headerLength).copyMemory(
+                    from: p.data.baseAddress!, byteCount: n)
                 reply.emit(into: buf)
             }
             counters.echoRepliesSent += 1
@@ -628,7 +639,8 @@ package struct StackCore {
         to destination: IPAddress, from source: IPAddress, protocolNumber: IPProtocol, length: Int,
         _ fill: (UnsafeMutableRawBufferPointer) -> Void
     ) {
-        guard var ip = IPRepr(source: source, destination: destination, protocolNumber: protocolNumber, payloadLength: 0)
+        guard
+            var ip = IPRepr(source: source, destination: destination, protocolNumber: protocolNumber, payloadLength: 0)
         else { return }
         ip.payloadLength = length
         guard ip.bufferLength <= 65535 else { return }
@@ -653,7 +665,8 @@ package struct StackCore {
         quote.withUnsafeMutableBytes { q in
             original.emit(into: q)
             if quoted > 0 {
-                q.baseAddress!.advanced(by: original.headerLength).copyMemory(from: transport.baseAddress!, byteCount: quoted)
+                q.baseAddress!.advanced(by: original.headerLength).copyMemory(
+                    from: transport.baseAddress!, byteCount: quoted)
             }
         }
         switch (ip.source, ip.destination) {
@@ -661,13 +674,17 @@ package struct StackCore {
             let r = ICMPv4Repr.destinationUnreachable(
                 code: ICMPv4Repr.UnreachableCode.port, nextHopMTU: 0, dataLength: quoteLength)
             emitICMP(to: ip.source, from: ip.destination, protocolNumber: .icmp, length: r.bufferLength) { buf in
-                quote.withUnsafeBytes { buf.baseAddress!.advanced(by: 8).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                quote.withUnsafeBytes {
+                    buf.baseAddress!.advanced(by: 8).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
+                }
                 r.emit(into: buf)
             }
         case (.v6(let s), .v6(let d)):
             let r = ICMPv6Repr.destinationUnreachable(code: ICMPv6Repr.UnreachableCode.port, dataLength: quoteLength)
             emitICMP(to: ip.source, from: ip.destination, protocolNumber: .icmpv6, length: r.bufferLength) { buf in
-                quote.withUnsafeBytes { buf.baseAddress!.advanced(by: 8).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                quote.withUnsafeBytes {
+                    buf.baseAddress!.advanced(by: 8).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
+                }
                 r.emit(into: buf, source: d, destination: s)
             }
         default:

@@ -62,7 +62,9 @@ public final class TCPStream: Sendable {
                 guard let c = core.connection(id) else { return .failure(NetstackError(.closed)) }
                 if let e = c.error { return .failure(NetstackError(e)) }
                 if c.isWriteClosed { return .failure(NetstackError(.closed)) }
-                let n = bytes.withUnsafeBytes { core.write(id, UnsafeRawBufferPointer(rebasing: $0[offset...]), now: now) }
+                let n = bytes.withUnsafeBytes {
+                    core.write(id, UnsafeRawBufferPointer(rebasing: $0[offset...]), now: now)
+                }
                 return .success(n)
             }
             switch r {
@@ -143,10 +145,13 @@ public final class TCPListener: Sendable {
                 return .some((id, c.local, c.remote))
             }
             switch r {
-            case .some(.some(let (id, local, remote))): return TCPStream(stack: stack, id: id, local: local, remote: remote)
+            case .some(.some(let (id, local, remote))):
+                return TCPStream(stack: stack, id: id, local: local, remote: remote)
             case .some(.none): throw NetstackError(.closed, "listener on port \(port)")
             case .none:
-                await stack.wait(.listener(port)) { [port] core in !core.isListening(port: port) || core.hasPendingAccept(port: port) }
+                await stack.wait(.listener(port)) { [port] core in
+                    !core.isListening(port: port) || core.hasPendingAccept(port: port)
+                }
             }
         }
     }
@@ -188,10 +193,13 @@ public final class UDPSocket: Sendable {
                 return core.receiveUDP(port: port).map { .some($0) }
             }
             switch r {
-            case .some(.some(let d)): return UDPMessage(source: d.source, destination: d.destination, payload: d.payload)
+            case .some(.some(let d)):
+                return UDPMessage(source: d.source, destination: d.destination, payload: d.payload)
             case .some(.none): throw NetstackError(.closed, "udp port \(port)")
             case .none:
-                await stack.wait(.udp(port)) { [port] core in !core.isBoundUDP(port: port) || core.hasQueuedUDP(port: port) }
+                await stack.wait(.udp(port)) { [port] core in
+                    !core.isBoundUDP(port: port) || core.hasQueuedUDP(port: port)
+                }
             }
         }
     }

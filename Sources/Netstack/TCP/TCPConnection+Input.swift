@@ -60,7 +60,9 @@ extension TCPConnection {
 
     // MARK: Synchronized states and SYN-RECEIVED (§3.10.7.4)
 
-    private mutating func receiveSynchronized(_ segIn: TCPRepr, payload payloadIn: UnsafeRawBufferPointer, now: NetInstant) {
+    private mutating func receiveSynchronized(
+        _ segIn: TCPRepr, payload payloadIn: UnsafeRawBufferPointer, now: NetInstant
+    ) {
         var seg = segIn
         var payload = payloadIn
 

@@ -209,7 +209,8 @@ extension TCPConnection {
         }
         if timers.persist == nil {
             let base = rtt.timeout.nanoseconds
-            let interval = Swift.min(base << Swift.min(persistBackoff, 20), TCPConstants.maximumPersistInterval.nanoseconds)
+            let interval = Swift.min(
+                base << Swift.min(persistBackoff, 20), TCPConstants.maximumPersistInterval.nanoseconds)
             timers.persist = now + .nanoseconds(interval)
         }
     }

@@ -260,6 +260,10 @@ package struct TCPConnection {
     package var receiveBufferLimit: Int { receiveBufferSize }
     package var congestionWindow: Int { cwnd }
 
+    /// Heap bytes the connection's buffers hold now (send and receive rings,
+    /// out-of-order data); zero when idle.
+    package var bufferCapacity: Int { sendQueue.capacity + receiveQueue.capacity + reassembly.byteCount }
+
     /// One line of state for diagnostics.
     package var debugSummary: String {
         "\(state) una=\(sndUna) nxt=\(sndNxt) max=\(sndMax) end=\(dataEnd) fin=\(finQueued) wnd=\(sndWnd) cwnd=\(cwnd) "

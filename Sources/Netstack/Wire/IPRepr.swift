@@ -7,7 +7,8 @@ public enum IPRepr: Hashable, Sendable {
     public init?(source: IPAddress, destination: IPAddress, protocolNumber: IPProtocol, payloadLength: Int) {
         switch (source, destination) {
         case (.v4(let s), .v4(let d)):
-            self = .v4(IPv4Repr(source: s, destination: d, protocolNumber: protocolNumber, payloadLength: payloadLength))
+            self = .v4(
+                IPv4Repr(source: s, destination: d, protocolNumber: protocolNumber, payloadLength: payloadLength))
         case (.v6(let s), .v6(let d)):
             self = .v6(IPv6Repr(source: s, destination: d, nextHeader: protocolNumber, payloadLength: payloadLength))
         default:
