@@ -217,7 +217,7 @@ public final class Store: Sendable {
                 sql: """
                     UPDATE agents SET version = ?, hostname = ?, last_connected_at = ?, last_seen_at = ?,
                       first_connected_at = COALESCE(first_connected_at, ?) WHERE id = ?
-                    """, arguments: [hello.agentVersion, hello.hostname, now, now, now, agentID])
+                    """, arguments: [String(hello.agentVersion.prefix(64)), String(hello.hostname.prefix(255)), now, now, now, agentID])
             return UInt64(try Int64.fetchOne(db, sql: "SELECT last_log_seq FROM agent_sessions WHERE agent_id = ? AND session = ?", arguments: [agentID, hello.session]) ?? 0)
         }
     }
