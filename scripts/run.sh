@@ -6,12 +6,13 @@
 # its stop script and reports `off`) and then the control plane.
 #
 # Environment: TETHER_PORT (default 3000), TETHER_RUN_DIR (default .tether-run,
-# recreated on each run).
+# recreated on each run), TETHER_BUILD (release or debug; default release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
-swift build -c release --product tether
-bin=$(swift build -c release --show-bin-path)/tether
+config=${TETHER_BUILD:-release}
+swift build -c "$config" --product tether
+bin=$(swift build -c "$config" --show-bin-path)/tether
 
 port=${TETHER_PORT:-3000}
 url="http://127.0.0.1:$port"
@@ -21,7 +22,10 @@ mkdir -p "$run"
 run=$(cd "$run" && pwd)
 export TETHER_CONFIG_DIR="$run/cli"
 
-"$bin" server --address "127.0.0.1:$port" --data-dir "$run/data" >"$run/server.log" 2>&1 &
+# Server and agent run in sessions of their own, so a Ctrl-C reaches only this
+# script, whose trap stops them in order: the agent first (it reports `off`
+# to a control plane that is still up), then the control plane.
+setsid "$bin" server --address "127.0.0.1:$port" --data-dir "$run/data" >"$run/server.log" 2>&1 &
 server=$!
 agent=
 stop() {
@@ -51,7 +55,7 @@ token=$(printf '%s' "$created" | grep -o '"token":"[^"]*"' | head -n 1 | cut -d'
 # agent binary from the control plane and execs `tether agent`.
 curl -fsS "$url/api/v1/init.sh" >"$run/init.sh"
 TETHER_AGENT_TOKEN="$token" TETHER_AGENT_DIR="$run/agent" TETHER_AGENT_LOG_DIR="$run/agent" \
-    sh "$run/init.sh" >"$run/agent.log" 2>&1 &
+    setsid sh "$run/init.sh" >"$run/agent.log" 2>&1 &
 agent=$!
 
 for _ in $(seq 100); do

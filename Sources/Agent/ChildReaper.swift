@@ -4,11 +4,12 @@
     import Musl
 #endif
 
-/// The one place that calls `waitpid`: a thread that reaps every child of
-/// the agent, hands each registered child's status to its waiter, and
-/// silently reaps the rest. When the agent is PID 1 of a container, orphaned
-/// grandchildren are re-parented to it; reaping them here keeps zombies from
-/// piling up (the job tini or dumb-init would otherwise do).
+/// The agent's one `waitpid` loop: a thread that hands each registered
+/// child's exit status to its waiter. When the agent is PID 1 of a
+/// container, orphaned grandchildren are re-parented to it, so there it
+/// reaps every child (the job tini or dumb-init would otherwise do);
+/// elsewhere it peeks with `waitid(WNOWAIT)` and reaps only its own, leaving
+/// other children of the process (say, a test harness's) to their owners.
 ///
 /// Spawning happens under the same lock the reaper takes before looking a
 /// pid up, so a child that exits at once is still matched to its waiter.
@@ -43,9 +44,27 @@ final class ChildReaper: @unchecked Sendable {
     }
 
     private func loop() {
+        let reapAll = getpid() == 1
         while true {
             var status: Int32 = 0
-            let pid = waitpid(-1, &status, 0)
+            var pid: pid_t = -1
+            if reapAll {
+                pid = waitpid(-1, &status, 0)
+            } else {
+                var info = siginfo_t()
+                if waitid(P_ALL, 0, &info, WEXITED | WNOWAIT) == 0 {
+                    let exited = info._sifields._sigchld.si_pid
+                    pthread_mutex_lock(mutex)
+                    let ours = waiters[exited] != nil
+                    pthread_mutex_unlock(mutex)
+                    if ours {
+                        pid = waitpid(exited, &status, 0)
+                    } else {
+                        usleep(10_000)  // someone else's child: its owner reaps it
+                        continue
+                    }
+                }
+            }
             if pid > 0 {
                 pthread_mutex_lock(mutex)
                 let waiter = waiters.removeValue(forKey: pid)

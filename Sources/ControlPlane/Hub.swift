@@ -101,8 +101,8 @@ public actor Hub {
         live.connectionID = id
         live.closeConnection = close
         live.view.connected = true
-        live.view.version = hello.agentVersion
-        live.view.hostname = hello.hostname
+        live.view.version = String(hello.agentVersion.prefix(64))
+        live.view.hostname = String(hello.hostname.prefix(255))
         live.view.lastSeenAt = nowMS()
         if live.view.session != hello.session {
             live.view.session = hello.session
@@ -150,7 +150,12 @@ public actor Hub {
         let allowed = Set(live.view.metadataNames.keys)
         for r in results where allowed.contains(r.key) {
             var r = r
-            if r.value.utf8.count > ControlLimits.maxMetadataValueBytes { r.value = String(r.value.utf8.prefix(ControlLimits.maxMetadataValueBytes))! }
+            if r.value.utf8.count > ControlLimits.maxMetadataValueBytes {
+                r.value = String(decoding: r.value.utf8.prefix(ControlLimits.maxMetadataValueBytes), as: UTF8.self)
+            }
+            if r.error.utf8.count > ControlLimits.maxMetadataValueBytes {
+                r.error = String(decoding: r.error.utf8.prefix(ControlLimits.maxMetadataValueBytes), as: UTF8.self)
+            }
             if let i = live.view.metadata.firstIndex(where: { $0.key == r.key }) { live.view.metadata[i] = r } else { live.view.metadata.append(r) }
             live.metadataDirty.insert(r.key)
         }

@@ -85,12 +85,13 @@ public final class Store: Sendable {
 
     public func authenticateUser(token: String) async throws -> User? {
         guard let (id, hash) = Tokens.parse(token, kind: .user) else { return nil }
-        let row = try await db.read { db in
-            try Row.fetchOne(db, sql: "SELECT t.hash, u.id, u.name FROM user_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = ?", arguments: [id])
+        let found = try await db.read { db -> (hash: Data, user: User)? in
+            guard let row = try Row.fetchOne(db, sql: "SELECT t.hash, u.id, u.name FROM user_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = ?", arguments: [id])
+            else { return nil }
+            return (row["hash"], User(id: row["id"], name: row["name"]))
         }
-        let stored = (row?["hash"] as Data?).map { [UInt8]($0) }
-        guard Tokens.matches(presented: hash, stored: stored), let row else { return nil }
-        return User(id: row["id"], name: row["name"])
+        guard Tokens.matches(presented: hash, stored: found.map { [UInt8]($0.hash) }), let found else { return nil }
+        return found.user
     }
 
     /// A single-use code for the dashboard login link, valid 60 s.
@@ -179,14 +180,15 @@ public final class Store: Sendable {
 
     public func authenticateAgent(token: String) async throws -> AgentRecord? {
         guard let (id, hash) = Tokens.parse(token, kind: .agent) else { return nil }
-        let row = try await db.read { db in
-            try Row.fetchOne(
+        let found = try await db.read { db -> (hash: Data, agent: AgentRecord)? in
+            guard let row = try Row.fetchOne(
                 db, sql: "SELECT a.token_hash, \(Self.agentColumns) FROM agents a JOIN workspaces w ON w.id = a.workspace_id WHERE a.token_id = ?",
                 arguments: [id])
+            else { return nil }
+            return (row["token_hash"], try Self.agentRecord(row))
         }
-        let stored = (row?["token_hash"] as Data?).map { [UInt8]($0) }
-        guard Tokens.matches(presented: hash, stored: stored), let row else { return nil }
-        return try Self.agentRecord(row)
+        guard Tokens.matches(presented: hash, stored: found.map { [UInt8]($0.hash) }), let found else { return nil }
+        return found.agent
     }
 
     public func allAgents() async throws -> [AgentRecord] {
@@ -217,7 +219,7 @@ public final class Store: Sendable {
                 sql: """
                     UPDATE agents SET version = ?, hostname = ?, last_connected_at = ?, last_seen_at = ?,
                       first_connected_at = COALESCE(first_connected_at, ?) WHERE id = ?
-                    """, arguments: [hello.agentVersion, hello.hostname, now, now, now, agentID])
+                    """, arguments: [String(hello.agentVersion.prefix(64)), String(hello.hostname.prefix(255)), now, now, now, agentID])
             return UInt64(try Int64.fetchOne(db, sql: "SELECT last_log_seq FROM agent_sessions WHERE agent_id = ? AND session = ?", arguments: [agentID, hello.session]) ?? 0)
         }
     }

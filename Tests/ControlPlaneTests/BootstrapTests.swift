@@ -15,9 +15,9 @@ import Testing
     @Test func initScriptDownloadsAndExecsTheAgent() async throws {
         let cp = try await TestControlPlane(name: "init")
         defer { cp.shutdown() }
-        let tokens = try cp.create(
+        let tokens = try await cp.create(
             WorkspaceSpec(name: "pod", agents: [AgentSpec(name: "main", scripts: [ScriptSpec(displayName: "hi", script: "echo from init", runOnStart: true)])]))
-        let (status, script) = try cp.curl([cp.url + "/api/v1/init.sh"])
+        let (status, script) = try await cp.curl([cp.url + "/api/v1/init.sh"])
         #expect(status == 200)
         let text = String(decoding: script, as: UTF8.self)
         #expect(text.hasPrefix("#!/bin/sh"))
@@ -45,7 +45,7 @@ import Testing
         #expect(try await agent.waitExit() == 0)
         #expect(try await cp.waitLifecycle("pod", "main", ["off"]).lifecycle == "off")
         // A wrong architecture is refused.
-        #expect(try cp.curl([cp.url + "/api/v1/bin/tether?arch=sparc"]).0 == 404)
+        #expect(try await cp.curl([cp.url + "/api/v1/bin/tether?arch=sparc"]).0 == 404)
     }
 
     static let canUnshare = getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare")
@@ -56,7 +56,7 @@ import Testing
     func reapsOrphansAsPID1() async throws {
         let cp = try await TestControlPlane(name: "pid1")
         defer { cp.shutdown() }
-        let tokens = try cp.create(
+        let tokens = try await cp.create(
             WorkspaceSpec(
                 name: "ctr",
                 agents: [

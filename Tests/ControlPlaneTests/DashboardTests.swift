@@ -18,7 +18,7 @@ import WSClient
     func dashboardShowsLiveWorkspace() async throws {
         let cp = try await TestControlPlane(name: "dashboard")
         defer { cp.shutdown() }
-        let tokens = try cp.create(
+        let tokens = try await cp.create(
             WorkspaceSpec(
                 name: "demo",
                 agents: [
@@ -33,7 +33,7 @@ import WSClient
                 ]))
         _ = try cp.startAgent(token: tokens["main"]!, name: "main")
         _ = try await cp.waitLifecycle("demo", "main", ["ready"])
-        let link = try cp.cli(["dashboard"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let link = try await cp.cli(["dashboard"]).trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(link.hasPrefix(cp.url + "/login?code="))
 
         let port = Harness.freePort()
@@ -45,7 +45,7 @@ import WSClient
         defer { browser.stop() }
         var pageSocket = ""
         try await Harness.until("chromium DevTools", timeout: .seconds(30)) {
-            let (status, data) = try cp.curl(["http://127.0.0.1:\(port)/json/list"])
+            let (status, data) = try await cp.curl(["http://127.0.0.1:\(port)/json/list"])
             guard status == 200, let targets = try JSONSerialization.jsonObject(with: data) as? [[String: Any]],
                 let page = targets.first(where: { $0["type"] as? String == "page" }), let ws = page["webSocketDebuggerUrl"] as? String
             else { return false }

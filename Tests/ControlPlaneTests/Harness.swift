@@ -52,6 +52,15 @@ enum Harness {
     }
 }
 
+/// Runs blocking work (waiting for a process, reading a pipe) on a thread
+/// of its own: Swift concurrency has as many threads as cores (two here),
+/// and a test blocking them would stall every other test in the process.
+func offload<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+    }
+}
+
 struct HarnessError: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
@@ -116,7 +125,7 @@ final class TestControlPlane: @unchecked Sendable {
         dir = Harness.tempDir(name)
         port = Harness.freePort()
         try await startServer()
-        _ = try cli(["login", url, "--first-user", "admin"])
+        _ = try await cli(["login", url, "--first-user", "admin"])
         let session = try JSONDecoder().decode([String: String].self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/cli/session.json")))
         userToken = session["token"]!
     }
@@ -135,7 +144,12 @@ final class TestControlPlane: @unchecked Sendable {
 
     /// Runs the CLI with this control plane's session directory.
     @discardableResult
-    func cli(_ arguments: [String]) throws -> String {
+    func cli(_ arguments: [String]) async throws -> String {
+        let dir = self.dir
+        return try await offload { try Self.runCLI(arguments, dir: dir) }
+    }
+
+    static func runCLI(_ arguments: [String], dir: String) throws -> String {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Harness.tether)
         p.arguments = arguments
@@ -154,14 +168,14 @@ final class TestControlPlane: @unchecked Sendable {
     }
 
     /// Creates a workspace from `spec`; returns agent name → token.
-    func create(_ spec: WorkspaceSpec) throws -> [String: String] {
+    func create(_ spec: WorkspaceSpec) async throws -> [String: String] {
         let path = dir + "/\(spec.name).json"
         try JSONEncoder().encode(spec).write(to: URL(fileURLWithPath: path))
         struct Reply: Decodable {
             struct A: Decodable { let name: String; let token: String }
             let agents: [A]
         }
-        let reply = try JSONDecoder().decode(Reply.self, from: Data(cli(["create", "--spec", path, "--json"]).utf8))
+        let reply = try JSONDecoder().decode(Reply.self, from: Data(await cli(["create", "--spec", path, "--json"]).utf8))
         return Dictionary(uniqueKeysWithValues: reply.agents.map { ($0.name, $0.token) })
     }
 
@@ -188,11 +202,15 @@ final class TestControlPlane: @unchecked Sendable {
         struct App: Decodable { let slug: String; let health: String }
     }
 
-    func get(_ path: String, token: String? = nil) throws -> (Int, Data) {
-        try curl(["-H", "Authorization: Bearer \(token ?? userToken)", url + path])
+    func get(_ path: String, token: String? = nil) async throws -> (Int, Data) {
+        try await curl(["-H", "Authorization: Bearer \(token ?? userToken)", url + path])
     }
 
-    func curl(_ args: [String]) throws -> (Int, Data) {
+    func curl(_ args: [String]) async throws -> (Int, Data) {
+        try await offload { try Self.runCurl(args) }
+    }
+
+    static func runCurl(_ args: [String]) throws -> (Int, Data) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
         p.arguments = ["-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "10"] + args
@@ -207,8 +225,8 @@ final class TestControlPlane: @unchecked Sendable {
         return (code, data[..<nl])
     }
 
-    func agent(_ workspace: String, _ name: String) throws -> View? {
-        let (status, data) = try get("/api/v1/workspaces")
+    func agent(_ workspace: String, _ name: String) async throws -> View? {
+        let (status, data) = try await get("/api/v1/workspaces")
         guard status == 200 else { throw HarnessError("workspaces: HTTP \(status)") }
         return try JSONDecoder().decode([View].self, from: data).first { $0.workspace == workspace && $0.name == name }
     }
@@ -217,7 +235,7 @@ final class TestControlPlane: @unchecked Sendable {
         var last: View?
         do {
             try await Harness.until("\(workspace).\(name) to reach \(states)", timeout: timeout) {
-                last = try agent(workspace, name)
+                last = try await agent(workspace, name)
                 return last.map { states.contains($0.lifecycle) } ?? false
             }
         } catch {
@@ -226,14 +244,14 @@ final class TestControlPlane: @unchecked Sendable {
         return last!
     }
 
-    func logs(agentID: String, session: String? = nil) throws -> [LogEntry] {
-        let (status, data) = try get("/api/v1/agents/\(agentID)/logs?limit=100000" + (session.map { "&session=\($0)" } ?? ""))
+    func logs(agentID: String, session: String? = nil) async throws -> [LogEntry] {
+        let (status, data) = try await get("/api/v1/agents/\(agentID)/logs?limit=100000" + (session.map { "&session=\($0)" } ?? ""))
         guard status == 200 else { throw HarnessError("logs: HTTP \(status)") }
         return try JSONDecoder().decode([LogEntry].self, from: data)
     }
 
-    func metrics() throws -> String {
-        String(decoding: try curl([url + "/metrics"]).1, as: UTF8.self)
+    func metrics() async throws -> String {
+        String(decoding: try await curl([url + "/metrics"]).1, as: UTF8.self)
     }
 
     func shutdown() {

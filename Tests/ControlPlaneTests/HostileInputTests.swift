@@ -11,7 +11,7 @@ import WSClient
     @Test func badTokensGet401AndNothingElse() async throws {
         let cp = try await TestControlPlane(name: "auth")
         defer { cp.shutdown() }
-        let tokens = try cp.create(WorkspaceSpec(name: "ws", agents: [AgentSpec(name: "main")]))
+        let tokens = try await cp.create(WorkspaceSpec(name: "ws", agents: [AgentSpec(name: "main")]))
         let agentToken = tokens["main"]!
         let wrongSecret = String(agentToken.dropLast(4)) + (agentToken.hasSuffix("0000") ? "1111" : "0000")
         let ws = cp.url + ControlProtocolVersion.agentPath
@@ -19,27 +19,27 @@ import WSClient
         for auth in [nil, "Bearer ", "Bearer nonsense", "Bearer \(wrongSecret)", "Bearer \(cp.userToken)", "Basic \(agentToken)"] {
             let header = auth.map { ["-H", "Authorization: \($0)"] } ?? []
             // A plain request to the agent endpoint: 401.
-            let (status, body) = try cp.curl(header + [ws])
+            let (status, body) = try await cp.curl(header + [ws])
             #expect(status == 401, "agent endpoint with \(auth ?? "no header") gave \(status)")
             #expect(!String(decoding: body, as: UTF8.self).contains("tth"))
             // A WebSocket upgrade: refused before any upgrade. hummingbird-websocket
             // 2.8 answers every refused upgrade with an empty 400 (it does not
             // let the route choose the status), so 400 is accepted here.
-            let (upgraded, upgradeBody) = try cp.curl(upgrade + header + [ws])
+            let (upgraded, upgradeBody) = try await cp.curl(upgrade + header + [ws])
             #expect(upgraded == 401 || upgraded == 400, "upgrade with \(auth ?? "no header") gave \(upgraded)")
             #expect(upgradeBody.isEmpty)
         }
         for path in ["/api/v1/workspaces", "/api/v1/users/me", "/api/v1/events"] {
-            #expect(try cp.get(path, token: "tthu_000000000000_" + String(repeating: "0", count: 64)).0 == 401)
-            #expect(try cp.get(path, token: agentToken).0 == 401)
-            #expect(try cp.curl([cp.url + path]).0 == 401)
+            #expect(try await cp.get(path, token: "tthu_000000000000_" + String(repeating: "0", count: 64)).0 == 401)
+            #expect(try await cp.get(path, token: agentToken).0 == 401)
+            #expect(try await cp.curl([cp.url + path]).0 == 401)
         }
         // The first-user bootstrap works once only.
-        #expect(try cp.curl(["-X", "POST", "-d", #"{"name":"eve"}"#, cp.url + "/api/v1/users/first"]).0 == 409)
+        #expect(try await cp.curl(["-X", "POST", "-d", #"{"name":"eve"}"#, cp.url + "/api/v1/users/first"]).0 == 409)
         // A valid agent token still upgrades (101 is reported as 101 by curl).
-        let (ok, _) = try cp.curl(upgrade + ["-H", "Authorization: Bearer \(agentToken)", "--max-time", "2", ws])
+        let (ok, _) = try await cp.curl(upgrade + ["-H", "Authorization: Bearer \(agentToken)", "--max-time", "2", ws])
         #expect(ok == 101)
-        #expect(try cp.metrics().contains("tether_auth_failures_total"))
+        #expect(try await cp.metrics().contains("tether_auth_failures_total"))
     }
 
     /// Malformed and oversized messages close the offending connection with
@@ -47,7 +47,7 @@ import WSClient
     @Test func hostileMessagesCloseOnlyThatConnection() async throws {
         let cp = try await TestControlPlane(name: "hostile")
         defer { cp.shutdown() }
-        let tokens = try cp.create(
+        let tokens = try await cp.create(
             WorkspaceSpec(
                 name: "h",
                 agents: [
@@ -72,11 +72,11 @@ import WSClient
                 #expect(result.errorCode != nil, "\(name): no error message before close")
             }
         }
-        #expect(try cp.metrics().contains("tether_control_protocol_errors_total 5"))
+        #expect(try await cp.metrics().contains("tether_control_protocol_errors_total 5"))
         // The good agent stayed connected and keeps reporting.
-        let before = try cp.agent("h", "good")!.metadata.first { $0.key == "clock" }!
+        let before = try await cp.agent("h", "good")!.metadata.first { $0.key == "clock" }!
         try await Harness.until("good agent still reporting", timeout: .seconds(5)) {
-            let v = try cp.agent("h", "good")!
+            let v = try await cp.agent("h", "good")!
             return v.connected && v.metadata.first { $0.key == "clock" }!.collectedAt > before.collectedAt
         }
         #expect(cp.server!.output.contains("closing agent connection"))

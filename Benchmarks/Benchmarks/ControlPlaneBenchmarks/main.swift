@@ -27,10 +27,18 @@ let tether = env["TETHER_BIN"] ?? "../.build/release/tether"
 let simulatedAgents = Int(env["BENCH_AGENTS"] ?? "") ?? 1000
 let loadSeconds = Int(env["BENCH_SECONDS"] ?? "") ?? 20
 
-func row(_ name: String, _ ours: Double, _ goal: Double, lowerIsBetter: Bool = true) {
-    let ratio = lowerIsBetter ? ours / goal : goal / ours
-    print(String(format: "%-62@ %10.1f %10.1f %7.2f  %@", name as NSString, ours, goal, ratio, (ratio <= 1 ? "meets goal" : "misses goal") as NSString))
+func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }
+func num(_ v: Double, _ width: Int = 10) -> String {
+    let s = String(format: "%.1f", v)
+    return String(repeating: " ", count: max(0, width - s.count)) + s
 }
+
+func row(_ name: String, _ ours: Double, _ goal: Double) {
+    let ratio = ours / goal
+    print(pad(name, 64) + num(ours) + num(goal) + num(ratio, 8) + "  " + (ratio <= 1 ? "meets goal" : "misses goal"))
+}
+
+func figure(_ name: String, _ value: Double) { print(pad("  " + name, 64) + num(value)) }
 
 func shell(_ path: String, _ args: [String], env extra: [String: String] = [:], output: String? = nil) throws -> Process {
     let p = Process()
@@ -135,7 +143,7 @@ struct ControlPlane {
 
 func nowMillis() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
-print(String(format: "%-62@ %10@ %10@ %7@", "benchmark" as NSString, "ours" as NSString, "goal" as NSString, "ratio" as NSString))
+print(pad("benchmark", 64) + "      ours      goal   ratio")
 let cp = try ControlPlane.start()
 defer { cp.stop() }
 
@@ -173,15 +181,16 @@ for w in 0..<((simulatedAgents + perWorkspace - 1) / perWorkspace) {
     let agents = (0..<count).map { AgentSpec(name: "a\($0)", metadata: [MetadataSpec(key: "load", script: "true", intervalSeconds: 1, timeoutSeconds: 1)]) }
     tokens += try cp.create(WorkspaceSpec(name: "sim\(w)", agents: agents)).values.map(\.1)
 }
+let agentTokens = tokens
 let connected = Atomic<Int>(0)
 let sent = Atomic<Int>(0)
 let socketURL = cp.url.replacingOccurrences(of: "http://", with: "ws://") + ControlProtocolVersion.agentPath
-let stopAt = ContinuousClock.now + .seconds(loadSeconds + 10)
+let stopAt = ContinuousClock.now + .seconds(loadSeconds + 75)
+let finished = Atomic<Bool>(false)
 let serverPID = cp.server.processIdentifier
-let cpuBefore = Mutex<(Double, ContinuousClock.Instant)?>(nil)
 
 await withTaskGroup(of: Void.self) { group in
-    for (i, token) in tokens.enumerated() {
+    for (i, token) in agentTokens.enumerated() {
         group.addTask {
             try? await Task.sleep(for: .milliseconds(i * 5))  // ramp up over 5 s
             let client = WebSocketClient(
@@ -195,7 +204,7 @@ await withTaskGroup(of: Void.self) { group in
                 connected.add(1, ordering: .relaxed)
                 let phase = Duration.milliseconds(Int.random(in: 0..<1000))
                 try await Task.sleep(for: phase)
-                while ContinuousClock.now < stopAt {
+                while ContinuousClock.now < stopAt, !finished.load(ordering: .relaxed) {
                     let result = MetadataResult(key: "load", value: String(Double.random(in: 0..<4)), error: "", collectedAt: nowMillis())
                     try await outbound.write(.text(String(decoding: ControlCodec.encode(.metadata(MetadataBatch(results: [result]))), as: UTF8.self)))
                     sent.add(1, ordering: .relaxed)
@@ -207,8 +216,12 @@ await withTaskGroup(of: Void.self) { group in
         }
     }
     group.addTask {
-        // Measure after the ramp-up, over `loadSeconds`.
-        try? await Task.sleep(for: .seconds(8))
+        // Measure once every agent is connected (or 60 s), over `loadSeconds`.
+        let rampLimit = ContinuousClock.now + .seconds(60)
+        while connected.load(ordering: .relaxed) < agentTokens.count, ContinuousClock.now < rampLimit {
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        try? await Task.sleep(for: .seconds(2))
         let cpu0 = cpuSeconds(serverPID)
         let t0 = ContinuousClock.now
         let sent0 = sent.load(ordering: .relaxed)
@@ -217,10 +230,14 @@ await withTaskGroup(of: Void.self) { group in
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         let cpu = (cpuSeconds(serverPID) - cpu0) / seconds * 100
         let rate = Double(sent.load(ordering: .relaxed) - sent0) / seconds
-        print(String(format: "control plane, %d simulated agents connected, %.0f metadata results/s:", connected.load(ordering: .relaxed), rate))
-        print(String(format: "%-62@ %10.1f", "  server CPU, % of one core" as NSString, cpu))
-        print(String(format: "%-62@ %10.1f", "  server resident memory (MiB)" as NSString, procStatus(serverPID, "VmRSS") / 1024))
-        print(String(format: "%-62@ %10.1f", "  server CPU per 1,000 metadata results (ms)" as NSString, cpu * 10 / (rate / 1000)))
-        _ = cpuBefore
+        print("control plane with \(connected.load(ordering: .relaxed)) of \(agentTokens.count) simulated agents connected, over \(loadSeconds) s:")
+        figure("metadata results sent per second", rate)
+        figure("server CPU, % of one core", cpu)
+        figure("server resident memory (MiB)", procStatus(serverPID, "VmRSS") / 1024)
+        figure("server CPU per 1,000 metadata results (ms)", cpu * 10 / max(rate / 1000, 0.001))
+        let (_, metrics) = (try? curl([cp.url + "/metrics"])) ?? (0, Data())
+        let received = String(decoding: metrics, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix("tether_agent_metadata_results_total ") }
+        print("  server counted: \(received ?? "?")")
+        finished.store(true, ordering: .relaxed)
     }
 }
