@@ -62,12 +62,13 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
         guard case .idle = state else { return }
         state = .awaitingClientInfo
         context.writeAndFlush(wrapOutboundOut(Frame.serverKey(server.publicKey).encoded(allocator: context.channel.allocator)), promise: nil)
-        handshakeDeadline = context.eventLoop.scheduleTask(in: server.configuration.handshakeTimeout) { [weak self] in
-            guard let self else { return }
-            switch self.state {
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        handshakeDeadline = context.eventLoop.scheduleTask(in: server.configuration.handshakeTimeout) {
+            let this = bound.value
+            switch this.state {
             case .awaitingClientInfo, .admitting:
-                self.server.metrics.handshakesFailed.add(1, ordering: .relaxed)
-                self.close(reason: "login not finished within \(self.server.configuration.handshakeTimeout.nanoseconds / 1_000_000) ms")
+                this.server.metrics.handshakesFailed.add(1, ordering: .relaxed)
+                this.close(reason: "login not finished within \(this.server.configuration.handshakeTimeout.nanoseconds / 1_000_000) ms")
             default: break
             }
         }
@@ -214,13 +215,16 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
             close(reason: "login failed: \(error)")
             return
         }
-        context.writeAndFlush(wrapOutboundOut(Frame.serverInfo(sealed).encoded(allocator: context.channel.allocator)), promise: nil)
         let handle = ClientHandle(
             key: key, connectionID: server.nextConnectionID(), info: info, canMesh: canMesh, endpoint: remoteEndpoint,
             connection: self, eventLoop: context.eventLoop, queueDepth: server.configuration.queueDepth,
             discoQueueDepth: server.configuration.discoQueueDepth)
         state = .loggedIn(handle)
+        // Registered before ServerInfo goes out: a client that has finished
+        // its login is reachable at once. Packets queued meanwhile are
+        // drained after this write, so ServerInfo stays the first frame.
         server.register(handle)
+        context.writeAndFlush(wrapOutboundOut(Frame.serverInfo(sealed).encoded(allocator: context.channel.allocator)), promise: nil)
         logger.debug("client logged in", metadata: ["mesh": "\(canMesh)", "version": "\(info.version)"])
         let interval = server.configuration.keepAliveInterval
         // Jitter (up to a tenth) keeps many clients from waking in step.
