@@ -29,8 +29,7 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
     private let remoteEndpoint: PeerEndpoint?
     private var state = State.idle
     private var context: ChannelHandlerContext?
-    private var cumulation: ByteBuffer?
-    private let decoder = FrameDecoder()
+    private var stream = FrameStream()
     private var handshakeDeadline: Scheduled<Void>?
     private var keepAlive: RepeatedTask?
     private var bucket: TokenBucket?
@@ -77,17 +76,13 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         if case .closed = state { return }
-        if cumulation == nil {
-            cumulation = bytes
-        } else {
-            cumulation!.writeBuffer(&bytes)
-        }
+        stream.append(&bytes)
         processFrames()
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
-        if let cumulation, cumulation.readableBytes > 0, case .loggedIn = state {
-            logger.debug("connection ended inside a frame", metadata: ["buffered": "\(cumulation.readableBytes)"])
+        if stream.bufferedBytes > 0, case .loggedIn = state {
+            logger.debug("connection ended inside a frame", metadata: ["buffered": "\(stream.bufferedBytes)"])
         }
         finish()
         self.context = nil
@@ -107,7 +102,7 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
     // MARK: - Frames in
 
     private func processFrames() {
-        while var buffer = cumulation {
+        while true {
             switch state {
             case .admitting, .closed, .idle: return
             default: break
@@ -115,22 +110,13 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
             if readPaused { return }
             let frame: Frame?
             do {
-                frame = try decoder.decode(&buffer)
+                frame = try stream.next()
             } catch {
                 server.metrics.connectionsClosedBadFrame.add(1, ordering: .relaxed)
-                cumulation = nil
                 close(reason: "\(error)")
                 return
             }
-            cumulation = buffer.readableBytes == 0 ? nil : buffer
-            guard let frame else {
-                if buffer.readerIndex > 0 {
-                    // Keep only the partial frame, so the buffer does not grow.
-                    buffer.discardReadBytes()
-                    cumulation = buffer
-                }
-                return
-            }
+            guard let frame else { return }
             handle(frame)
             if bucket != nil, case .sendPacket(_, let packet) = frame {
                 // Pace per frame, as Tailscale's reader waits on its limiter
@@ -371,7 +357,7 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
         keepAlive?.cancel()
         keepAlive = nil
         lastRoute = nil
-        cumulation = nil
+        stream.reset()
         if case .loggedIn(let handle) = previous { server.unregister(handle) }
     }
 }
