@@ -55,11 +55,17 @@ let package = Package(
             ]
         ),
 
+        .target(
+            name: "Mesh",
+            dependencies: ["CryptoPrimitives"]
+        ),
+
         .executableTarget(
             name: "tether",
             dependencies: [
                 "CryptoPrimitives",
                 "DERP",
+                "Mesh",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
@@ -80,6 +86,10 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        .testTarget(
+            name: "MeshTests",
+            dependencies: ["Mesh", "CryptoPrimitives"]
         ),
         // Runs the built `tether` binary against real peers (wg).
         .testTarget(

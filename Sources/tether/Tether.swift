@@ -11,7 +11,7 @@ struct Tether: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tether",
         abstract: "Connectivity for self-hosted cloud development environments.",
-        subcommands: [GenKey.self, PubKey.self, DERPCommand.self]
+        subcommands: [GenKey.self, PubKey.self, STUNCommand.self, NetcheckCommand.self, DERPCommand.self]
     )
 }
 
