@@ -154,6 +154,27 @@ import Testing
         }
     }
 
+    @Test func frameStreamReassemblesChunks() throws {
+        var all = ByteBuffer()
+        let frames: [Frame] = (0..<50).map { i in
+            .sendPacket(destination: Self.b, packet: ByteBuffer(bytes: [UInt8](repeating: UInt8(i), count: 10 + i * 37)))
+        }
+        for frame in frames { frame.encode(into: &all) }
+        let bytes = Array(buffer: all)
+        for chunk in [1, 7, 100, 1500, bytes.count] {
+            var stream = FrameStream()
+            var decoded: [Frame] = []
+            for start in stride(from: 0, to: bytes.count, by: chunk) {
+                var piece = ByteBuffer(bytes: bytes[start..<min(start + chunk, bytes.count)])
+                stream.append(&piece)
+                while let frame = try stream.next() { decoded.append(frame) }
+                #expect(stream.bufferedBytes < 5 + 32 + 10 + 49 * 37, "holds at most one partial frame")
+            }
+            #expect(decoded == frames)
+            #expect(stream.bufferedBytes == 0)
+        }
+    }
+
     // MARK: - Hostile input
 
     @Test func truncatedFramesWaitForMoreBytes() throws {

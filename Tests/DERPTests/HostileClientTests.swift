@@ -7,12 +7,11 @@ import Testing
 /// well-behaved clients on the same server carry on.
 @Suite struct HostileClientTests {
     /// Upgrades, reads ServerKey, and returns the server's key.
-    func upgrade(
-        _ iterator: inout NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator, _ outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
-    ) async throws -> NodeKey {
-        try await outbound.write(upgradeRequest)
-        let rest = try #require(try await readPastHTTPHead(&iterator, need: 45))
-        var buffer = ByteBuffer(bytes: rest)
+    func upgrade(_ peer: RawPeer) async throws -> NodeKey {
+        try await peer.write(upgradeRequest)
+        let head = try #require(await peer.readHTTPHead())
+        #expect(head.hasPrefix("HTTP/1.1 101"))
+        var buffer = ByteBuffer(bytes: try #require(await peer.read(45)))
         guard case .serverKey(let key) = try FrameDecoder().decode(&buffer) else {
             Issue.record("no ServerKey")
             return NodeKey(.zero)
@@ -21,14 +20,12 @@ import Testing
     }
 
     /// Logs in properly over the raw connection.
-    func login(
-        _ iterator: inout NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator, _ outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
-        key: borrowing X25519.PrivateKey
-    ) async throws {
-        let serverKey = try await upgrade(&iterator, outbound)
+    func login(_ peer: RawPeer, key: borrowing X25519.PrivateKey) async throws {
+        let serverKey = try await upgrade(peer)
         let sealed = try Login.sealClientInfo(ClientInfo(), clientKey: key, serverKey: serverKey)
-        try await outbound.write(Frame.clientInfo(sealed).encoded())
-        _ = try await iterator.next()  // ServerInfo
+        try await peer.write(Frame.clientInfo(sealed).encoded())
+        // ServerInfo: header, nonce, box of {"version":2}.
+        _ = try #require(await peer.read(5 + 24 + 16 + 13))
     }
 
     @Test func clientCannotSendAsAnotherKey() async throws {
@@ -37,15 +34,14 @@ import Testing
         let victim = makeClient(server)
         try await victim.connect()
         let peer = try await RawPeer(port: server.port)
-        try await peer.with { inbound, outbound in
-            var iterator = inbound.makeAsyncIterator()
-            let serverKey = try await upgrade(&iterator, outbound)
+        do {
+            let serverKey = try await upgrade(peer)
             // Claims the victim's key but can only seal with its own.
             let attacker = X25519.PrivateKey()
             var sealed = try Login.sealClientInfo(ClientInfo(), clientKey: attacker, serverKey: serverKey)
             sealed.clientKey = victim.publicKey
-            try await outbound.write(Frame.clientInfo(sealed).encoded())
-            #expect(await closesWithin(.seconds(5), &iterator))
+            try await peer.write(Frame.clientInfo(sealed).encoded())
+            #expect(await peer.closes(within: .seconds(5)))
         }
         #expect(capture.contains("does not open with client key \(victim.publicKey)"))
         #expect(server.server.metrics.snapshot["handshakes_failed"] == 1)
@@ -66,10 +62,9 @@ import Testing
             $0.handshakeTimeout = .milliseconds(300)
         }
         let peer = try await RawPeer(port: server.port)
-        try await peer.with { inbound, outbound in
-            var iterator = inbound.makeAsyncIterator()
-            _ = try await upgrade(&iterator, outbound)
-            #expect(await closesWithin(.seconds(5), &iterator))
+        do {
+            _ = try await upgrade(peer)
+            #expect(await peer.closes(within: .seconds(5)))
         }
         #expect(capture.contains("login not finished within 300 ms"))
         try await server.close()
@@ -90,11 +85,10 @@ import Testing
         try await a.connect()
         try await b.connect()
         let peer = try await RawPeer(port: server.port)
-        try await peer.with { inbound, outbound in
-            var iterator = inbound.makeAsyncIterator()
-            try await login(&iterator, outbound, key: X25519.PrivateKey())
-            try await outbound.write(ByteBuffer(bytes: bytes))
-            #expect(await closesWithin(.seconds(5), &iterator), "\(name)")
+        do {
+            try await login(peer, key: X25519.PrivateKey())
+            try await peer.write(ByteBuffer(bytes: bytes))
+            #expect(await peer.closes(within: .seconds(5)), "\(name)")
         }
         #expect(capture.contains(reason), "\(name): \(capture.records.withLock { $0 })")
         try await a.send(to: b.publicKey, packet: [7])
@@ -112,19 +106,19 @@ import Testing
         try await a.connect()
         // Garbage instead of ClientInfo.
         let peer = try await RawPeer(port: server.port)
-        try await peer.with { inbound, outbound in
-            var iterator = inbound.makeAsyncIterator()
-            _ = try await upgrade(&iterator, outbound)
-            try await outbound.write(ByteBuffer(bytes: [0x99, 0, 0, 0, 1, 0]))
-            #expect(await closesWithin(.seconds(5), &iterator))
+        do {
+            _ = try await upgrade(peer)
+            try await peer.write(ByteBuffer(bytes: [0x99, 0, 0, 0, 1, 0]))
+            #expect(await peer.closes(within: .seconds(5)))
         }
         #expect(capture.contains("expected ClientInfo, got frame type 0x99"))
         // Half a frame, then the peer goes away.
         let half = try await RawPeer(port: server.port)
-        try await half.with { inbound, outbound in
-            var iterator = inbound.makeAsyncIterator()
-            try await login(&iterator, outbound, key: X25519.PrivateKey())
-            try await outbound.write(ByteBuffer(bytes: [0x04, 0, 0, 0, 100, 1, 2]))
+        do {
+            try await login(half, key: X25519.PrivateKey())
+            try await half.write(ByteBuffer(bytes: [0x04, 0, 0, 0, 100, 1, 2]))
+            #expect(await eventually { server.server.clientCount == 2 })
+            half.close()
         }
         #expect(await eventually { server.server.clientCount == 1 })
         #expect(try await a.ping() < .seconds(5))
@@ -139,13 +133,13 @@ import Testing
         let peer = try await RawPeer(port: server.port)
         let key = X25519.PrivateKey()
         let sender = key.publicKey
-        try await peer.with { inbound, outbound in
-            var iterator = inbound.makeAsyncIterator()
-            try await login(&iterator, outbound, key: key)
+        do {
+            try await login(peer, key: key)
             var bytes = ByteBuffer(bytes: [0x7e, 0, 0, 0, 4, 1, 2, 3, 4])
             Frame.sendPacket(destination: b.publicKey, packet: ByteBuffer(bytes: [5])).encode(into: &bytes)
-            try await outbound.write(bytes)
+            try await peer.write(bytes)
             #expect(await nextEvent(b, where: isPacket) == .packet(source: sender, packet: ByteBuffer(bytes: [5])))
+            peer.close()
         }
         #expect(server.server.metrics.snapshot["unknown_frames"] == 1)
         await b.close()

@@ -94,53 +94,63 @@ func eventually(timeout: Duration = .seconds(5), _ condition: () -> Bool) async 
     return condition()
 }
 
-/// A raw TCP peer: writes bytes, reads whatever comes, sees the close.
-/// Stands in for a misbehaving client.
+/// A raw TCP peer: writes bytes, collects whatever comes, sees the close.
+/// Stands in for a misbehaving client. (Polled rather than iterated: no
+/// async iterator is kept across suspension points.)
 final class RawPeer: Sendable {
-    let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+    let channel: any Channel
+    let collector: Collector
+
+    final class Collector: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let bytes = Mutex<[UInt8]>([])
+        let closed = Atomic<Bool>(false)
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let chunk = unwrapInboundIn(data)
+            bytes.withLock { $0 += Array(buffer: chunk) }
+        }
+        func channelInactive(context: ChannelHandlerContext) {
+            closed.store(true, ordering: .relaxed)
+        }
+    }
 
     init(port: Int) async throws {
+        let collector = Collector()
+        self.collector = collector
         channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connect(host: "127.0.0.1", port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-                }
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
             }
+            .connect(host: "127.0.0.1", port: port).get()
     }
 
-    /// Runs `body` with the inbound stream and outbound writer.
-    func with<R: Sendable>(
-        _ body: (NIOAsyncChannelInboundStream<ByteBuffer>, NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws -> R
-    ) async throws -> R {
-        try await channel.executeThenClose { inbound, outbound in try await body(inbound, outbound) }
-    }
-}
+    func write(_ bytes: ByteBuffer) async throws { try await channel.writeAndFlush(bytes) }
 
-/// Reads from `inbound` until `bytes` holds at least `count` bytes past the
-/// HTTP response head; returns the bytes after the head.
-func readPastHTTPHead(_ iterator: inout NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator, need count: Int) async throws -> [UInt8]? {
-    var all: [UInt8] = []
-    while true {
-        if let end = all.firstRange(of: Array("\r\n\r\n".utf8)) {
-            let rest = Array(all[end.upperBound...])
-            if rest.count >= count { return rest }
-        }
-        guard let chunk = try await iterator.next() else { return nil }
-        all += Array(buffer: chunk)
-    }
-}
-
-/// Reads until the peer closes; returns true if it closed within `timeout`.
-func closesWithin(_ timeout: Duration, _ iterator: inout NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator) async -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        do {
-            guard try await iterator.next() != nil else { return true }
-        } catch {
-            return true
+    /// Takes the next `count` bytes that arrived (waiting up to 5 s).
+    func read(_ count: Int) async -> [UInt8]? {
+        guard await eventually({ collector.bytes.withLock { $0.count >= count } }) else { return nil }
+        return collector.bytes.withLock { b in
+            defer { b.removeFirst(count) }
+            return Array(b[0..<count])
         }
     }
-    return false
+
+    /// Reads up to and including the end of an HTTP response head.
+    func readHTTPHead() async -> String? {
+        let end = Array("\r\n\r\n".utf8)
+        guard await eventually({ collector.bytes.withLock { $0.firstRange(of: end) != nil } }) else { return nil }
+        return collector.bytes.withLock { b in
+            let range = b.firstRange(of: end)!
+            defer { b.removeFirst(range.upperBound) }
+            return String(decoding: b[0..<range.upperBound], as: UTF8.self)
+        }
+    }
+
+    func closes(within timeout: Duration) async -> Bool {
+        await eventually(timeout: timeout) { collector.closed.load(ordering: .relaxed) }
+    }
+
+    func close() { channel.close(promise: nil) }
 }
 
 let upgradeRequest = ByteBuffer(string: "GET /derp HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: DERP\r\n\r\n")

@@ -36,8 +36,7 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler {
     private let loggedIn: EventLoopPromise<(NodeKey, ServerInfo)>
     private let onEvent: @Sendable (DERPEvent) -> Void
     private var state = State.awaitingServerKey
-    private var cumulation: ByteBuffer?
-    private let decoder = FrameDecoder()
+    private var stream = FrameStream()
     private let logger: Logger
     private(set) var closeReason: String?
 
@@ -56,23 +55,16 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         if case .closed = state { return }
-        if cumulation == nil { cumulation = bytes } else { cumulation!.writeBuffer(&bytes) }
-        while var buffer = cumulation {
+        stream.append(&bytes)
+        while true {
             let frame: Frame?
             do {
-                frame = try decoder.decode(&buffer)
+                frame = try stream.next()
             } catch {
                 fail(context: context, DERPError(.malformedFrame, "from server: \(error)"))
                 return
             }
-            cumulation = buffer.readableBytes == 0 ? nil : buffer
-            guard let frame else {
-                if buffer.readerIndex > 0 {
-                    buffer.discardReadBytes()
-                    cumulation = buffer
-                }
-                return
-            }
+            guard let frame else { return }
             handle(frame, context: context)
             if case .closed = state { return }
         }
@@ -151,7 +143,7 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler {
         if case .closed = state { return }
         state = .closed
         closeReason = error.description
-        cumulation = nil
+        stream.reset()
         loggedIn.fail(error)
         context.close(promise: nil)
     }

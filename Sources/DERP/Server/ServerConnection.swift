@@ -29,8 +29,7 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
     private let remoteEndpoint: PeerEndpoint?
     private var state = State.idle
     private var context: ChannelHandlerContext?
-    private var cumulation: ByteBuffer?
-    private let decoder = FrameDecoder()
+    private var stream = FrameStream()
     private var handshakeDeadline: Scheduled<Void>?
     private var keepAlive: RepeatedTask?
     private var bucket: TokenBucket?
@@ -62,12 +61,13 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
         guard case .idle = state else { return }
         state = .awaitingClientInfo
         context.writeAndFlush(wrapOutboundOut(Frame.serverKey(server.publicKey).encoded(allocator: context.channel.allocator)), promise: nil)
-        handshakeDeadline = context.eventLoop.scheduleTask(in: server.configuration.handshakeTimeout) { [weak self] in
-            guard let self else { return }
-            switch self.state {
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        handshakeDeadline = context.eventLoop.scheduleTask(in: server.configuration.handshakeTimeout) {
+            let this = bound.value
+            switch this.state {
             case .awaitingClientInfo, .admitting:
-                self.server.metrics.handshakesFailed.add(1, ordering: .relaxed)
-                self.close(reason: "login not finished within \(self.server.configuration.handshakeTimeout.nanoseconds / 1_000_000) ms")
+                this.server.metrics.handshakesFailed.add(1, ordering: .relaxed)
+                this.close(reason: "login not finished within \(this.server.configuration.handshakeTimeout.nanoseconds / 1_000_000) ms")
             default: break
             }
         }
@@ -76,17 +76,13 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         if case .closed = state { return }
-        if cumulation == nil {
-            cumulation = bytes
-        } else {
-            cumulation!.writeBuffer(&bytes)
-        }
+        stream.append(&bytes)
         processFrames()
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
-        if let cumulation, cumulation.readableBytes > 0, case .loggedIn = state {
-            logger.debug("connection ended inside a frame", metadata: ["buffered": "\(cumulation.readableBytes)"])
+        if stream.bufferedBytes > 0, case .loggedIn = state {
+            logger.debug("connection ended inside a frame", metadata: ["buffered": "\(stream.bufferedBytes)"])
         }
         finish()
         self.context = nil
@@ -106,7 +102,7 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
     // MARK: - Frames in
 
     private func processFrames() {
-        while var buffer = cumulation {
+        while true {
             switch state {
             case .admitting, .closed, .idle: return
             default: break
@@ -114,22 +110,13 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
             if readPaused { return }
             let frame: Frame?
             do {
-                frame = try decoder.decode(&buffer)
+                frame = try stream.next()
             } catch {
                 server.metrics.connectionsClosedBadFrame.add(1, ordering: .relaxed)
-                cumulation = nil
                 close(reason: "\(error)")
                 return
             }
-            cumulation = buffer.readableBytes == 0 ? nil : buffer
-            guard let frame else {
-                if buffer.readerIndex > 0 {
-                    // Keep only the partial frame, so the buffer does not grow.
-                    buffer.discardReadBytes()
-                    cumulation = buffer
-                }
-                return
-            }
+            guard let frame else { return }
             handle(frame)
             if bucket != nil, case .sendPacket(_, let packet) = frame {
                 // Pace per frame, as Tailscale's reader waits on its limiter
@@ -214,13 +201,16 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
             close(reason: "login failed: \(error)")
             return
         }
-        context.writeAndFlush(wrapOutboundOut(Frame.serverInfo(sealed).encoded(allocator: context.channel.allocator)), promise: nil)
         let handle = ClientHandle(
             key: key, connectionID: server.nextConnectionID(), info: info, canMesh: canMesh, endpoint: remoteEndpoint,
             connection: self, eventLoop: context.eventLoop, queueDepth: server.configuration.queueDepth,
             discoQueueDepth: server.configuration.discoQueueDepth)
         state = .loggedIn(handle)
+        // Registered before ServerInfo goes out: a client that has finished
+        // its login is reachable at once. Packets queued meanwhile are
+        // drained after this write, so ServerInfo stays the first frame.
         server.register(handle)
+        context.writeAndFlush(wrapOutboundOut(Frame.serverInfo(sealed).encoded(allocator: context.channel.allocator)), promise: nil)
         logger.debug("client logged in", metadata: ["mesh": "\(canMesh)", "version": "\(info.version)"])
         let interval = server.configuration.keepAliveInterval
         // Jitter (up to a tenth) keeps many clients from waking in step.
@@ -367,7 +357,7 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
         keepAlive?.cancel()
         keepAlive = nil
         lastRoute = nil
-        cumulation = nil
+        stream.reset()
         if case .loggedIn(let handle) = previous { server.unregister(handle) }
     }
 }

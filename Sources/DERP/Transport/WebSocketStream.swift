@@ -34,7 +34,8 @@ final class WebSocketByteStream: ChannelDuplexHandler, RemovableChannelHandler {
             }
             closing = true
             let close = WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: maskKey, data: frame.unmaskedData)
-            context.writeAndFlush(wrapOutboundOut(close)).whenComplete { _ in context.close(promise: nil) }
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(wrapOutboundOut(close)).whenComplete { _ in bound.value.close(promise: nil) }
         default:
             break
         }
