@@ -16,6 +16,5 @@ python3 scripts/bench_ratios.py "$out"/*.json
 
 # Whole-process figures of tether server / tether agent (issue 8), each
 # beside its goal: agent idle memory, start-to-ready, 1,000 simulated agents.
-swift build -c release --product tether
-TETHER_BIN="$(swift build -c release --show-bin-path)/tether" \
+TETHER_BIN="$TETHER_BIN" \
     swift run -c release --package-path Benchmarks ControlPlaneBenchmarks
