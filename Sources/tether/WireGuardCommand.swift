@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dispatch
 import Mesh
 
 #if canImport(Glibc)
@@ -24,12 +25,19 @@ struct WireGuardCommand: ParsableCommand {
     var mtu: Int = 1420
 
     func run() throws {
-        // Block the stop signals in every thread; the main thread waits for them.
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        sigaddset(&signals, SIGINT)
-        sigaddset(&signals, SIGTERM)
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        // Stop on SIGINT/SIGTERM. The root command is async, so this runs on a
+        // pool thread and a per-thread signal mask would not cover the others;
+        // ignoring the default action and watching with dispatch sources works
+        // whichever thread the kernel picks.
+        let stop = DispatchSemaphore(value: 0)
+        let watchers = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { stop.signal() }
+            source.resume()
+            return source
+        }
+        defer { watchers.forEach { $0.cancel() } }
 
         let tun: TUNDevice
         do {
@@ -43,8 +51,7 @@ struct WireGuardCommand: ParsableCommand {
         print("tether wireguard: \(tun.name) up, UDP port \(device.listenPort), UAPI \(uapi.path)")
         fflush(nil)
 
-        var received: Int32 = 0
-        sigwait(&signals, &received)
+        stop.wait()
         uapi.close()
         device.stop()
         let drops = device.drops.nonzero.map { "\($0.0): \($0.1)" }.joined(separator: ", ")
