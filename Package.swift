@@ -14,7 +14,7 @@ let package = Package(
         .library(name: "DERP", targets: ["DERP"]),
         .library(name: "Mesh", targets: ["Mesh"]),
         .library(name: "SSHServer", targets: ["SSHServer"]),
-        .library(name: "ControlProtocol", targets: ["ControlProtocol"]),
+        .library(name: "Agent", targets: ["Agent"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -89,14 +89,11 @@ let package = Package(
             dependencies: ["CLibSSH", "CryptoPrimitives"]
         ),
 
-        // Agent <-> control plane messages and their JSON codec; no I/O, so
-        // both ends (and tests) import it and neither imports the other.
-        .target(name: "ControlProtocol"),
-
+        // The agent, and (Sources/Agent/Protocol) the agent <-> control plane
+        // messages and their JSON codec, which ControlPlane imports from here.
         .target(
             name: "Agent",
             dependencies: [
-                "ControlProtocol",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -108,7 +105,7 @@ let package = Package(
         .target(
             name: "ControlPlane",
             dependencies: [
-                "ControlProtocol",
+                "Agent",
                 "CryptoPrimitives",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -127,7 +124,6 @@ let package = Package(
                 "Mesh",
                 "DERP",
                 "SSHServer",
-                "ControlProtocol",
                 "Agent",
                 "ControlPlane",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -168,18 +164,14 @@ let package = Package(
             dependencies: ["SSHServer", "CryptoPrimitives"]
         ),
         .testTarget(
-            name: "ControlProtocolTests",
-            dependencies: ["ControlProtocol"]
-        ),
-        .testTarget(
             name: "AgentTests",
-            dependencies: ["Agent", "ControlProtocol"]
+            dependencies: ["Agent"]
         ),
         // Starts real `tether server` and `tether agent` processes on loopback.
         .testTarget(
             name: "ControlPlaneTests",
             dependencies: [
-                "ControlProtocol",
+                "Agent",
                 .product(name: "WSClient", package: "swift-websocket"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),

@@ -71,7 +71,7 @@ let package = Package(
         .executableTarget(
             name: "ControlPlaneBenchmarks",
             dependencies: [
-                .product(name: "ControlProtocol", package: "Tether"),
+                .product(name: "Agent", package: "Tether"),
                 .product(name: "WSClient", package: "swift-websocket"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,4 +1,3 @@
-import ControlProtocol
 import Logging
 import NIOCore
 import Synchronization

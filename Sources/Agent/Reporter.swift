@@ -1,4 +1,3 @@
-import ControlProtocol
 import Synchronization
 
 /// Everything the agent has to tell the control plane, shared between the

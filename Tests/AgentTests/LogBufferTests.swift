@@ -1,5 +1,4 @@
 import Agent
-import ControlProtocol
 import Testing
 
 @Suite struct LogBufferTests {

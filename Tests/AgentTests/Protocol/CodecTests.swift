@@ -1,4 +1,4 @@
-import ControlProtocol
+import Agent
 import Testing
 
 @Suite struct CodecTests {
