@@ -78,6 +78,12 @@ let package = Package(
             ],
             path: "Benchmarks/ControlPlaneBenchmarks"
         ),
+        // ControlPlaneBenchmarks' reference process: a minimal Swift
+        // program linking Foundation, for memory and start time.
+        .executableTarget(
+            name: "ReferenceProcess",
+            path: "Benchmarks/ReferenceProcess"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

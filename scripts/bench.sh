@@ -15,6 +15,9 @@ trap 'rm -rf "$out"' EXIT
 python3 scripts/bench_ratios.py "$out"/*.json
 
 # Whole-process figures of tether server / tether agent (issue 8), each
-# beside its goal: agent idle memory, start-to-ready, 1,000 simulated agents.
+# beside its goal: agent idle memory, start-to-ready, 1,000 simulated agents;
+# ReferenceProcess (a minimal Swift program linking Foundation) is measured
+# beside the agent.
+swift build -c release --package-path Benchmarks --product ReferenceProcess
 TETHER_BIN="$TETHER_BIN" \
     swift run -c release --package-path Benchmarks ControlPlaneBenchmarks

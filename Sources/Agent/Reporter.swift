@@ -161,6 +161,12 @@ public final class Reporter: Sendable {
         state.withLock { cursor.nextLogSeq <= $0.logs.lastSeq }
     }
 
+    /// A lifecycle change is waiting: it goes out at once, not after the
+    /// pause that lets log lines gather into one batch.
+    public func hasUnsentLifecycle(_ cursor: Cursor) -> Bool {
+        state.withLock { cursor.lifecycleSent < $0.lifecycle.count }
+    }
+
     /// All logs acknowledged and all `lifecycleDelivered` lifecycle updates
     /// written.
     public func isFlushed(lifecycleDelivered: Int) -> Bool {
