@@ -131,7 +131,9 @@ func freePort() -> Int {
 func procStatus(_ pid: Int32, _ field: String) -> Double {
     let text = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
     for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
-        return Double(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
+        // "Name:\t  value kB" or "Name:\tvalue": tabs and spaces both separate.
+        let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        return fields.count > 1 ? Double(fields[1]) ?? 0 : 0
     }
     return 0
 }
