@@ -144,10 +144,14 @@ public final class NetStack: Sendable {
         return result
     }
 
-    /// Suspends until `ready` holds on the core, re-checking after every change to `key`.
-    func wait(_ key: WaitKey, until ready: (inout StackCore) -> Bool) async {
+    /// Suspends until `ready` holds on the core, re-checking after every change
+    /// to `key`. False if the stack stopped instead.
+    @discardableResult
+    func wait(_ key: WaitKey, until ready: (inout StackCore) -> Bool) async -> Bool {
         while true {
-            if state.withLock({ s in !s.running || ready(&s.core) }) { return }
+            let (running, isReady) = state.withLock { s in (s.running, s.running && ready(&s.core)) }
+            if !running { return false }
+            if isReady { return true }
             await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
                 let immediate = state.withLock { s -> Bool in
                     if !s.running || ready(&s.core) { return true }

@@ -264,6 +264,14 @@ package struct TCPConnection {
     /// out-of-order data); zero when idle.
     package var bufferCapacity: Int { sendQueue.capacity + receiveQueue.capacity + reassembly.byteCount }
 
+    /// Frees send and receive storage that stayed empty since the previous
+    /// call (see `ByteQueue.releaseIfIdle`). Returns whether any is still held.
+    package mutating func releaseIdleBuffers() -> Bool {
+        let send = sendQueue.releaseIfIdle()
+        let receive = receiveQueue.releaseIfIdle()
+        return send || receive
+    }
+
     /// One line of state for diagnostics.
     package var debugSummary: String {
         "\(state) una=\(sndUna) nxt=\(sndNxt) max=\(sndMax) end=\(dataEnd) fin=\(finQueued) wnd=\(sndWnd) cwnd=\(cwnd) "
