@@ -66,6 +66,13 @@ let package = Package(
             path: "Benchmarks/SSHBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
+        // A plain executable (scripts/bench.sh runs it): fixed-length runs and a
+        // watchdog keep it bounded, and its scenarios need namespaces and threads.
+        .executableTarget(
+            name: "NetstackBenchmarks",
+            dependencies: [.product(name: "Netstack", package: "Tether")],
+            path: "Benchmarks/NetstackBenchmarks"
+        ),
         // A load generator (1,000 simulated agents) rather than a
         // package-benchmark target: it measures the server process from outside.
         .executableTarget(

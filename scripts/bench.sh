@@ -21,3 +21,8 @@ python3 scripts/bench_ratios.py "$out"/*.json
 swift build -c release --package-path Benchmarks --product ReferenceProcess
 TETHER_BIN="$TETHER_BIN" \
     swift run -c release --package-path Benchmarks ControlPlaneBenchmarks
+
+# Netstack (issue 4): a plain executable with fixed-length runs and a
+# watchdog; each line is ours, the reference from the same run, the ratio
+# and the load average. The TUN/veth lines need root and iperf3.
+swift run -c release --package-path Benchmarks NetstackBenchmarks
