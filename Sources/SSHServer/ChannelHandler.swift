@@ -61,7 +61,9 @@ class ChannelHandler {
     func service() {}
 
     // Channel requests (RFC 4254 §6); only session channels accept them.
-    func ptyRequest(term: String, columns: Int32, rows: Int32, pixelWidth: Int32, pixelHeight: Int32) -> Bool {
+    func ptyRequest(
+        term: String, columns: Int32, rows: Int32, pixelWidth: Int32, pixelHeight: Int32, modes: TerminalModes
+    ) -> Bool {
         false
     }
     func windowChange(columns: Int32, rows: Int32, pixelWidth: Int32, pixelHeight: Int32) -> Bool { false }
