@@ -117,6 +117,12 @@ final class Peers: Sendable {
     }
 
     private init() throws {
+        // Our server runs in this process: give it a session of its own, as
+        // the agent has when it runs as a service and as each sshd
+        // connection has (setsid(2)), so that with autogroup scheduling
+        // neither server shares its CPU share with whatever else ran the
+        // benchmark (the clients run in sessions of their own too).
+        _ = setsid()
         directory = NSTemporaryDirectory() + "tether-ssh-bench-\(getpid())"
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
