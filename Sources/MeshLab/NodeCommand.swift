@@ -3,6 +3,7 @@ import CryptoPrimitives
 import DERP
 import Mesh
 import Netstack
+import Synchronization
 import WireGuardCore
 
 #if canImport(Glibc)
@@ -21,7 +22,8 @@ import WireGuardCore
 /// what the namespace tests and benchmarks drive.
 ///
 /// Output lines (times in ms since start):
-///     ready <t> <udp-port> <endpoints…>   status <t> <direct|derp|derp+direct> <rx> <tx>
+///     ready <t> <udp-port> <endpoints…>
+///     status <t> <direct|derp|derp+direct> <wg-rx-bytes> <wg-tx-bytes> <stream-bytes>
 ///     first-byte <t>   done <t> <bytes>   error <text>
 struct NodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -74,6 +76,7 @@ struct NodeCommand: AsyncParsableCommand {
         await node.start()
         print("ready \(ms()) \(node.listenPort) \(node.endpoints.map(\.description).joined(separator: " "))")
         let peer = try X25519.PublicKey(base64: peerKey)
+        let progress = Atomic<Int>(0)
         let reporter = Task {
             while !Task.isCancelled {
                 if let s = node.statistics(of: peer) {
@@ -83,7 +86,8 @@ struct NodeCommand: AsyncParsableCommand {
                         case .derp: "derp"
                         case .derpAndDirect: "derp+direct"
                         }
-                    print("status \(ms()) \(path) \(s.receivedBytes) \(s.sentBytes)")
+                    let moved = progress.load(ordering: .relaxed)
+                    print("status \(ms()) \(path) \(s.receivedBytes) \(s.sentBytes) \(moved)")
                     fflush(nil)
                 }
                 try? await Task.sleep(for: .milliseconds(statusInterval))
@@ -99,6 +103,7 @@ struct NodeCommand: AsyncParsableCommand {
                     if chunk.isEmpty { break }
                     if out.isEmpty { print("first-byte \(ms())") }
                     out += chunk
+                    progress.store(out.count, ordering: .relaxed)
                 }
                 if let file { FileManager.default.createFile(atPath: file, contents: Data(out)) }
                 print("done \(ms()) \(out.count)")
@@ -114,6 +119,7 @@ struct NodeCommand: AsyncParsableCommand {
                     let end = min(data.count, offset + chunk)
                     try await stream.write(Array(data[offset..<end]))
                     offset = end
+                    progress.store(offset, ordering: .relaxed)
                     if rate > 0 {
                         let due = began + .milliseconds(Int64(offset) * 1000 / Int64(rate))
                         if clock.now < due { try await Task.sleep(until: due, clock: clock) }

@@ -107,10 +107,21 @@ final class MeshLab: @unchecked Sendable {
                 // (dropped before conntrack confirms it, so it cannot steal
                 // the port a later outbound mapping would reuse).
                 let rules = """
-                    table ip nat { chain post { type nat hook postrouting priority 100; oifname "wan" masquerade\(random ? " random" : ""); } }
+                    table ip nat {
+                      chain post {
+                        type nat hook postrouting priority 100
+                        oifname "wan" masquerade\(random ? " random" : "")
+                      }
+                    }
                     table inet filter {
-                      chain input { type filter hook input priority 0; iifname "wan" ct state new drop; }
-                      chain forward { type filter hook forward priority 0; iifname "wan" ct state new drop; }
+                      chain input {
+                        type filter hook input priority 0
+                        iifname "wan" ct state new drop
+                      }
+                      chain forward {
+                        type filter hook forward priority 0
+                        iifname "wan" ct state new drop
+                      }
                     }
                     """
                 try nft(router, rules)
@@ -129,8 +140,14 @@ final class MeshLab: @unchecked Sendable {
     func blockUDP() throws {
         try nft(nsA, """
             table inet meshblock {
-              chain in { type filter hook input priority -10; meta l4proto udp drop; }
-              chain out { type filter hook output priority -10; meta l4proto udp drop; }
+              chain in {
+                type filter hook input priority -10
+                meta l4proto udp drop
+              }
+              chain out {
+                type filter hook output priority -10
+                meta l4proto udp drop
+              }
             }
             """)
     }

@@ -10,8 +10,8 @@ import Testing
     struct Status {
         var t: Int
         var path: String
-        var rx: Int
-        var tx: Int
+        /// Stream bytes written so far.
+        var moved: Int
     }
 
     /// One run: lab, servers, two nodes; A sends `size` bytes to B at `rate`.
@@ -67,10 +67,8 @@ import Testing
         var statusA: [Status] {
             lab.log("a").compactMap { line in
                 let f = line.split(separator: " ")
-                guard f.count == 5, f[0] == "status", let t = Int(f[1]), let rx = Int(f[3]), let tx = Int(f[4]) else {
-                    return nil
-                }
-                return Status(t: t, path: String(f[2]), rx: rx, tx: tx)
+                guard f.count == 6, f[0] == "status", let t = Int(f[1]), let moved = Int(f[5]) else { return nil }
+                return Status(t: t, path: String(f[2]), moved: moved)
             }
         }
 
@@ -150,15 +148,15 @@ import Testing
         }
         let run = try Run(.lan, size: 12 << 20, rate: 512 << 10)
         defer { run.lab.teardown() }
-        let directEarly = Self.waitFor({ run.statusA.last.map { $0.path == "direct" && $0.tx > 1 << 20 } ?? false }, seconds: 20)
+        let directEarly = Self.waitFor({ run.statusA.last.map { $0.path == "direct" && $0.moved > 1 << 20 } ?? false }, seconds: 20)
         #expect(directEarly, "direct with data moving before the block\n\(run.diagnostics())")
         try run.lab.blockUDP()
         let fellBack = Self.waitFor({ run.statusA.last.map { $0.path != "direct" } ?? false }, seconds: 12)
         #expect(fellBack, "left the direct path after the block")
         // Data keeps moving over DERP while UDP is blocked.
-        let txAtFallback = run.statusA.last?.tx ?? 0
+        let txAtFallback = run.statusA.last?.moved ?? 0
         _ = Self.waitFor({ false }, seconds: 8)
-        let moved = (run.statusA.last?.tx ?? 0) - txAtFallback
+        let moved = (run.statusA.last?.moved ?? 0) - txAtFallback
         #expect(moved > 128 << 10, "moved \(moved) bytes over DERP in 8 s\n\(run.diagnostics())")
         let unblockedAt = run.statusA.last?.t ?? 0
         try run.lab.unblockUDP()
@@ -201,7 +199,7 @@ import Testing
         }
         let run = try Run(.lan, size: 6 << 20, rate: 512 << 10)
         defer { run.lab.teardown() }
-        let moving = Self.waitFor({ run.statusA.last.map { $0.tx > 1 << 20 } ?? false }, seconds: 20)
+        let moving = Self.waitFor({ run.statusA.last.map { $0.moved > 1 << 20 } ?? false }, seconds: 20)
         #expect(moving)
         let device = try MeshLab.sh("ip -n \(run.lab.nsA) -o -4 addr show | grep \"\(run.lab.aIP)/\" | awk '{print $2}'")
             .trimmingCharacters(in: .whitespacesAndNewlines)
