@@ -204,6 +204,8 @@ import Testing
         let device = try MeshLab.sh("ip -n \(run.lab.nsA) -o -4 addr show | grep \"\(run.lab.aIP)/\" | awk '{print $2}'")
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let moved = "10.\(run.lab.net).0.\(Int.random(in: 10...200))"
+        // Keep the new (secondary) address when the old primary goes.
+        try MeshLab.sh("ip netns exec \(run.lab.nsA) sysctl -qw net.ipv4.conf.all.promote_secondaries=1 net.ipv4.conf.\(device).promote_secondaries=1")
         try MeshLab.sh("ip -n \(run.lab.nsA) addr add \(moved)/24 dev \(device) && ip -n \(run.lab.nsA) addr del \(run.lab.aIP)/24 dev \(device)")
         #expect(run.finish(seconds: 60), "transfer survived the move with matching SHA-256\n\(run.diagnostics())")
         #expect(!run.lab.log("a").contains { $0.hasPrefix("error") })

@@ -158,6 +158,20 @@ import WireGuardCore
         #expect(Set(pings(actions).map(\.1)) == [lan, wan])
     }
 
+    @Test func networkChangeProbesEverythingAtOnce() {
+        var path = PeerPath(makeTxID: Self.counter())
+        path.setAdvertised([lan, wan], now: t0)
+        path.noteActivity(now: t0)
+        for (id, e) in pings(path.tick(now: t0)) where e == lan { path.pongReceived(id, from: e, now: t0) }
+        let now = t0 + .seconds(1)
+        path.noteActivity(now: now)
+        #expect(path.tick(now: now).isEmpty, "trusted, fast, recently probed: quiet")
+        path.networkChanged()
+        let actions = path.tick(now: now)
+        #expect(Set(pings(actions).map(\.1)) == [lan, wan])
+        #expect(actions.contains(.callMeMaybe))
+    }
+
     @Test func homeRegionIsStickyUnlessClearlyBetter() {
         #expect(HomeRegion.choose(current: nil, latencies: [1: .milliseconds(40), 2: .milliseconds(20)]) == 2)
         #expect(HomeRegion.choose(current: 1, latencies: [1: .milliseconds(40), 2: .milliseconds(30)]) == 1)

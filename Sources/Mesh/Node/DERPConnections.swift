@@ -90,6 +90,17 @@ final class DERPConnections: @unchecked Sendable {
         for client in idle { Task { await client.close() } }
     }
 
+    /// Closes every connection and dials home again (after a network
+    /// change: a TCP connection from an address that is gone never notices).
+    func reconnectAll() {
+        let all = connections.withLock { c -> [DERPClient] in
+            defer { c = [:] }
+            return c.values.map(\.client)
+        }
+        for client in all { Task { await client.close() } }
+        if let home = home.withLock({ $0 }) { client(for: home, now: DeviceClock.now())?.notePreferred(true) }
+    }
+
     var openRegions: [Int] { connections.withLock { Array($0.keys).sorted() } }
 
     func closeAll() async {

@@ -29,6 +29,15 @@ extension MeshNode {
     /// session is active (and measures the regions for the home choice);
     /// expires unanswered STUN requests.
     private func tickDiscovery(now: Instant) {
+        if let last = state.withLock({ $0.ownEndpoints.lastLinkCheck }), now - last < PathConstants.linkCheckInterval {
+        } else {
+            let local = Set(LocalEndpoints.current(port: device.listenPort))
+            let changed = state.withLock { s -> Bool in
+                s.ownEndpoints.lastLinkCheck = now
+                return s.ownEndpoints.lastDiscovery != nil && Set(s.ownEndpoints.local) != local
+            }
+            if changed { networkChanged(now: now) }
+        }
         let (due, answered) = state.withLock { s -> (Bool, Bool) in
             let expired = s.ownEndpoints.pendingSTUN.filter { now - $0.value.sent >= PathConstants.stunTimeout }
             for key in expired.keys { s.ownEndpoints.pendingSTUN[key] = nil }
@@ -39,6 +48,18 @@ extension MeshNode {
         }
         if answered || due { chooseHome() }
         if due { discoverEndpoints(now: now) }
+    }
+
+    /// A network change (Tailscale's link change): our mappings are stale,
+    /// so re-discover now, re-dial DERP (its TCP connection may be bound to
+    /// an address that is gone), and re-probe every peer at once.
+    func networkChanged(now: Instant) {
+        state.withLock { s in
+            s.ownEndpoints.reflexive = [:]
+            for handle in Array(s.peers.entries.keys) { s.peers[handle]?.path.networkChanged() }
+        }
+        discoverEndpoints(now: now)
+        derp.reconnectAll()
     }
 
     /// Sends STUN Binding requests to every region's STUN server from the

@@ -213,6 +213,7 @@ struct OwnEndpoints: Sendable {
     var reflexive: [Endpoint: Endpoint] = [:]  // STUN server → mapped address
     var pendingSTUN: [STUN.TransactionID: (server: Endpoint, region: Int, sent: Instant)] = [:]
     var lastDiscovery: Instant?
+    var lastLinkCheck: Instant?
 
     var all: [Endpoint] {
         var seen = Set<Endpoint>()

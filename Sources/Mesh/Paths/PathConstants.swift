@@ -36,6 +36,10 @@ public enum PathConstants {
     /// Own endpoints are re-discovered (interfaces and STUN) this often while
     /// any session is active (Tailscale re-STUNs every 20–26 s).
     public static let rediscoveryInterval: Duration = .seconds(20)
+    /// Interface addresses are compared this often to notice a network
+    /// change (roaming), which triggers re-discovery, DERP reconnection and
+    /// a full probe of every peer.
+    public static let linkCheckInterval: Duration = .seconds(1)
     /// STUN requests are given up after this long.
     public static let stunTimeout: Duration = .seconds(3)
 

@@ -148,6 +148,15 @@ public struct PeerPath: Sendable {
         return endpoints.filter { candidates[$0] != nil }.map { ping($0, now: now) }
     }
 
+    /// Our own network changed (an interface address came or went): every
+    /// candidate may be reachable differently now, so the next tick probes
+    /// them all and sends CallMeMaybe, whatever the rate limits said.
+    public mutating func networkChanged() {
+        for e in candidates.keys { candidates[e]!.lastPing = nil }
+        lastFullProbe = nil
+        lastCallMeMaybe = nil
+    }
+
     /// Runs the timers: expires pings, sends heartbeats and probes.
     public mutating func tick(now: Instant) -> [Action] {
         pending = pending.filter { now - $0.value.sent < PathConstants.pingTimeout }
@@ -180,7 +189,7 @@ public struct PeerPath: Sendable {
     /// Tailscale's wantFullPingLocked, with "poor" re-probing at the probe
     /// interval rather than waiting a whole upgrade interval.
     private func wantsFullProbe(now: Instant) -> Bool {
-        guard let best, isTrusted(now: now), let lastFullProbe else { return true }
+        guard let lastFullProbe, let best, isTrusted(now: now) else { return true }
         let since = now - lastFullProbe
         if since >= PathConstants.upgradeInterval { return true }
         return best.latency > PathConstants.goodEnoughLatency && since >= PathConstants.probeInterval
