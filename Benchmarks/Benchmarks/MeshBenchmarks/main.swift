@@ -159,6 +159,7 @@ func report(_ name: String, ours: Double, reference: Double, unit: String, highe
         String(
             format: "%-34@ ours %10.2f %@   plain TCP %10.2f %@   ours/reference %.3f   (load %@)", name as NSString, ours,
             unit as NSString, reference, unit as NSString, ratio, loadavg() as NSString))
+    fflush(nil)
 }
 
 let clock = ContinuousClock()
@@ -207,9 +208,9 @@ do {
 do {
     let reference = try plainTCP(bytes: 1024)
     let pair = try await makePair(directPaths: true)
+    let listener = try pair.b.listen(port: 7006)
     let start = clock.now
-    let stream = try await pair.a.dial(pair.addressB, port: 7006).self
-    _ = stream
+    let stream = try await pair.a.dial(pair.addressB, port: 7006)
     var upgraded: Duration?
     while clock.now - start < .seconds(10) {
         if case .direct = pair.a.statistics(of: pair.b.publicKey)?.path {
@@ -218,6 +219,8 @@ do {
         }
         try await Task.sleep(for: .milliseconds(1))
     }
+    stream.close()
+    listener.close()
     await stop(pair)
     report(
         "DERP → direct upgrade", ours: upgraded.map { seconds($0) * 1e3 } ?? .infinity,

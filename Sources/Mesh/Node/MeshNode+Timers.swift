@@ -29,8 +29,8 @@ extension MeshNode {
     /// session is active (and measures the regions for the home choice);
     /// expires unanswered STUN requests.
     private func tickDiscovery(now: Instant) {
-        if let last = state.withLock({ $0.ownEndpoints.lastLinkCheck }), now - last < PathConstants.linkCheckInterval {
-        } else {
+        let lastCheck = state.withLock { $0.ownEndpoints.lastLinkCheck }
+        if lastCheck.map({ now - $0 >= PathConstants.linkCheckInterval }) ?? true {
             let local = Set(LocalEndpoints.current(port: device.listenPort))
             let changed = state.withLock { s -> Bool in
                 s.ownEndpoints.lastLinkCheck = now
