@@ -18,3 +18,6 @@ python3 scripts/bench_ratios.py "$out"/*.json
 # beside its goal: agent idle memory, start-to-ready, 1,000 simulated agents.
 TETHER_BIN="$TETHER_BIN" \
     swift run -c release --package-path Benchmarks ControlPlaneBenchmarks
+
+# Mesh node-to-node figures (issue 7) beside plain kernel TCP on loopback.
+swift run -c release --package-path Benchmarks MeshBenchmarks
