@@ -81,7 +81,20 @@ let package = Package(
         .target(name: "CMeshLinux"),
         .target(
             name: "Mesh",
-            dependencies: ["WireGuardCore", "CryptoPrimitives", "CMeshLinux"]
+            dependencies: [
+                "WireGuardCore", "CryptoPrimitives", "CMeshLinux", "Netstack", "DERP",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+
+        // Test-only processes for the Mesh namespace scenarios (node, DERP
+        // relay, STUN server): MeshTests runs it from the products folder.
+        .executableTarget(
+            name: "MeshLab",
+            dependencies: [
+                "Mesh", "DERP", "WireGuardCore", "CryptoPrimitives", "Netstack",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
 
         .target(
@@ -159,7 +172,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MeshTests",
-            dependencies: ["Mesh", "WireGuardCore", "CryptoPrimitives"]
+            dependencies: ["Mesh", "WireGuardCore", "CryptoPrimitives", "Netstack", "DERP"]
         ),
         .testTarget(
             name: "SSHServerTests",

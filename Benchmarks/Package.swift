@@ -91,6 +91,19 @@ let package = Package(
             name: "ReferenceProcess",
             path: "Benchmarks/ReferenceProcess"
         ),
+        // Two mesh nodes and a DERP relay in one process on loopback, beside
+        // plain kernel TCP on the same link (a load generator, like the above).
+        .executableTarget(
+            name: "MeshBenchmarks",
+            dependencies: [
+                .product(name: "Mesh", package: "Tether"),
+                .product(name: "DERP", package: "Tether"),
+                .product(name: "Netstack", package: "Tether"),
+                .product(name: "WireGuardCore", package: "Tether"),
+                .product(name: "CryptoPrimitives", package: "Tether"),
+            ],
+            path: "Benchmarks/MeshBenchmarks"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

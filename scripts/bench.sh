@@ -26,3 +26,6 @@ TETHER_BIN="$TETHER_BIN" \
 # watchdog; each line is ours, the reference from the same run, the ratio
 # and the load average. The TUN/veth lines need root and iperf3.
 swift run -c release --package-path Benchmarks NetstackBenchmarks
+
+# Mesh node-to-node figures (issue 7) beside plain kernel TCP on loopback.
+swift run -c release --package-path Benchmarks MeshBenchmarks
