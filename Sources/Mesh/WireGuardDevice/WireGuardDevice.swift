@@ -145,6 +145,7 @@ public final class WireGuardDevice: @unchecked Sendable {
         let batch = PacketBatch(count: Self.batchSize)
         var datagrams: [DeviceUDPSocket.Received] = []
         var jobs: [(datagram: Int, job: WireGuardCore.OpenJob)] = []
+        var deliveries: [(slot: Int, range: Range<Int>)] = []
         // With UDP GRO one slot may hold up to 64 KiB of datagrams.
         let maxDatagrams = Self.batchSize * 64
         let plaintexts = UnsafeMutableBufferPointer<Range<Int>?>.allocate(capacity: maxDatagrams)
@@ -193,7 +194,7 @@ public final class WireGuardDevice: @unchecked Sendable {
             }
 
             // Finish in arrival order; deliver.
-            var deliveries: [(slot: Int, range: Range<Int>)] = []
+            deliveries.removeAll(keepingCapacity: true)
             let more: [OutgoingDatagram] = core.withLock { c in
                 for (k, (index, job)) in jobList.enumerated() {
                     let d = list[index]
@@ -204,8 +205,9 @@ public final class WireGuardDevice: @unchecked Sendable {
                 }
                 return c.takeOutgoing()
             }
-            for (slot, range) in deliveries {
-                end.writePacket(UnsafeRawBufferPointer(rebasing: batch.slot(slot)[range]))
+            let delivered = deliveries
+            end.writePackets(count: delivered.count) { k in
+                UnsafeRawBufferPointer(rebasing: batch.slot(delivered[k].slot)[delivered[k].range])
             }
             send(more, on: udp)
         }
