@@ -74,4 +74,12 @@ public final class NetstackLink: PacketEnd, NetLink, @unchecked Sendable {
     public func writePacket(_ packet: UnsafeRawBufferPointer) {
         stack.withLock { $0 }?.input(packet)
     }
+
+    /// A received batch goes to the stack in one `input` call: the stack takes
+    /// its lock once and services each connection once per batch (one ACK for
+    /// many segments), instead of once per packet.
+    public func writePackets(count: Int, packet: (Int) -> UnsafeRawBufferPointer) {
+        guard count > 0, let stack = stack.withLock({ $0 }) else { return }
+        stack.input((0..<count).map(packet))
+    }
 }
