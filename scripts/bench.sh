@@ -29,3 +29,11 @@ swift run -c release --package-path Benchmarks NetstackBenchmarks
 
 # Mesh node-to-node figures (issue 7) beside plain kernel TCP on loopback.
 swift run -c release --package-path Benchmarks MeshBenchmarks
+
+# WireGuard devices on TUN (issue 3): iperf3 through a pair of ours vs a pair
+# of wireguard-go on the same namespaces, and the mixed pair. Needs root.
+if [ "$(id -u)" = 0 ]; then
+    scripts/interop/iperf.sh "$TETHER_BIN" 10
+else
+    echo "skipping the WireGuard iperf3 pairs: they need root (network namespaces, TUN)"
+fi

@@ -25,10 +25,7 @@ public struct SealJob: Sendable {
     /// datagram's range, or nil if the buffer is too small.
     public func seal(_ buffer: UnsafeMutableRawBufferPointer, packet: Range<Int>) -> Range<Int>? {
         let length = packet.count
-        var lastUnit = length
-        if lastUnit > mtu, mtu > 0 { lastUnit %= mtu }
-        let padded = mtu > 0 ? min(mtu, (lastUnit + 15) & ~15) : (lastUnit + 15) & ~15
-        let padding = max(0, padded - lastUnit)
+        let padding = Self.padding(packetCount: length, mtu: mtu)
         let start = packet.lowerBound - TransportHeader.size
         let end = packet.upperBound + padding + ChaChaPolyTag.size
         guard start >= 0, end <= buffer.count else { return nil }
@@ -42,6 +39,20 @@ public struct SealJob: Sendable {
         else { return nil }
         TransportHeader(receiverIndex: receiverIndex, counter: counter).write(to: buffer, at: start)
         return start..<end
+    }
+
+    /// Zero bytes appended so the plaintext is a multiple of 16, never past
+    /// the MTU (§5.4.6: "padded to a multiple of 16 bytes").
+    static func padding(packetCount: Int, mtu: Int) -> Int {
+        var lastUnit = packetCount
+        if lastUnit > mtu, mtu > 0 { lastUnit %= mtu }
+        let padded = mtu > 0 ? min(mtu, (lastUnit + 15) & ~15) : (lastUnit + 15) & ~15
+        return max(0, padded - lastUnit)
+    }
+
+    /// The size of the transport datagram `seal` makes from `packetCount` bytes.
+    static func datagramSize(packetCount: Int, mtu: Int) -> Int {
+        TransportHeader.size + packetCount + padding(packetCount: packetCount, mtu: mtu) + ChaChaPolyTag.size
     }
 }
 
@@ -84,7 +95,7 @@ extension Interface {
     public mutating func prepareEncapsulation(_ packet: UnsafeRawBufferPointer, now: Instant) -> SealPreparation {
         guard let destination = InnerPacket.destination(packet) else { return .dropped(drop(.invalidInnerPacket)) }
         guard let id = routes.lookup(destination) else { return .dropped(drop(.noRoute)) }
-        if let job = reserveSend(id, isKeepalive: packet.isEmpty, now: now) { return .seal(job) }
+        if let job = reserveSend(id, packetCount: packet.count, now: now) { return .seal(job) }
         stage(id, Array(packet))
         sendStaged(id, now: now)
         return .queued(peer: id)
@@ -108,13 +119,17 @@ extension Interface {
     }
 
     /// Takes the next counter of the current keypair if it may still send,
-    /// running the send-side timer hooks and rekey check.
-    mutating func reserveSend(_ id: PeerID, isKeepalive: Bool, now: Instant) -> SealJob? {
+    /// running the send-side timer hooks and rekey check. The datagram is
+    /// counted in the peer's statistics here, since a device may seal the
+    /// job anywhere and send it without telling the core again.
+    mutating func reserveSend(_ id: PeerID, packetCount: Int, now: Instant) -> SealJob? {
         guard let endpoint = peers[id]?.endpoint, let keypair = peers[id]!.keypairs.current,
             keypair.canSend(now: now)
         else { return nil }
+        let isKeepalive = packetCount == 0
         let counter = keypair.sendingCounter
         peers[id]!.keypairs.current!.sendingCounter += 1
+        peers[id]!.statistics.sentBytes &+= UInt64(SealJob.datagramSize(packetCount: packetCount, mtu: mtu))
         peers[id]!.timers.anyAuthenticatedPacketTraversal(now: now)
         peers[id]!.timers.anyAuthenticatedPacketSent()
         if !isKeepalive { peers[id]!.timers.dataSent(now: now, jitter: Interface.jitter) }
@@ -149,7 +164,7 @@ extension Interface {
         let packets = peers[id]!.staged
         peers[id]!.staged.removeAll()
         for packet in packets {
-            guard let job = reserveSend(id, isKeepalive: packet.isEmpty, now: now) else {
+            guard let job = reserveSend(id, packetCount: packet.count, now: now) else {
                 stage(id, packet)
                 continue
             }
@@ -160,7 +175,8 @@ extension Interface {
                 job.seal($0, packet: TransportHeader.size..<(TransportHeader.size + packet.count))
             }
             guard let range else { continue }
-            send(id, job.endpoint, Array(buffer[range]))
+            // Already counted by reserveSend.
+            outbox.append(OutgoingDatagram(peer: id, endpoint: job.endpoint, bytes: Array(buffer[range])))
         }
     }
 

@@ -28,6 +28,31 @@ import WireGuardCore
         #expect(pair.a.statistics(of: pair.peerOfA)!.lastHandshakeUnixNanoseconds != nil)
     }
 
+    /// Bytes are counted once per datagram whichever path sealed it: staged
+    /// before the handshake, sealed by `encapsulate`, or a keepalive; and the
+    /// receiver counts the same bytes.
+    @Test func statisticsCountEveryDatagramOnce() {
+        var pair = Pair()
+        pair.sendFromA([1])  // staged until the handshake completes
+        pair.deliver()
+        for size in [0, 1, 15, 100, 1379] {
+            pair.sendFromA([UInt8](repeating: 1, count: size))
+            pair.sendFromB([UInt8](repeating: 2, count: size))
+        }
+        pair.deliver()
+        pair.advance(by: .seconds(11))  // passive keepalives
+        pair.deliver()
+        let sentByA = pair.log.filter { $0.fromA }.reduce(0) { $0 + UInt64($1.size) }
+        let sentByB = pair.log.filter { !$0.fromA }.reduce(0) { $0 + UInt64($1.size) }
+        let a = pair.a.statistics(of: pair.peerOfA)!
+        let b = pair.b.statistics(of: pair.peerOfB)!
+        #expect(sentByA > 0 && sentByB > 0)
+        #expect(a.sentBytes == sentByA)
+        #expect(b.sentBytes == sentByB)
+        #expect(b.receivedBytes == sentByA)
+        #expect(a.receivedBytes == sentByB)
+    }
+
     @Test func ipv6InsideTheTunnel() {
         var pair = Pair()
         pair.sendFromA()
