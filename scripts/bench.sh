@@ -30,6 +30,10 @@ swift run -c release --package-path Benchmarks NetstackBenchmarks
 # Mesh node-to-node figures (issue 7) beside plain kernel TCP on loopback.
 swift run -c release --package-path Benchmarks MeshBenchmarks
 
+# WireGuardCore (issue 3): transport seal+open vs raw libsodium, handshakes
+# vs the X25519 bound, in alternating slices.
+swift run -c release --package-path Benchmarks WireGuardBenchmarks
+
 # WireGuard devices on TUN (issue 3): iperf3 through a pair of ours vs a pair
 # of wireguard-go on the same namespaces, and the mixed pair. Needs root.
 if [ "$(id -u)" = 0 ]; then
