@@ -11,7 +11,16 @@ TETHER_BIN="$(swift build -c release --show-bin-path)/tether"
 export TETHER_BIN
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-(cd Benchmarks && swift package --disable-sandbox benchmark --format jmh --path "$out" --no-progress "$@")
+# The plugin treats every folder under Benchmarks/Benchmarks as its own, so
+# name the package-benchmark targets (those importing Benchmark); the plain
+# executables run below, each on its own.
+targets=()
+if [[ " $* " != *" --target "* ]]; then
+    for dir in $(grep -l '^import Benchmark$' Benchmarks/Benchmarks/*/*.swift | xargs -n1 dirname | sort -u); do
+        targets+=(--target "$(basename "$dir")")
+    done
+fi
+(cd Benchmarks && swift package --disable-sandbox benchmark --format jmh --path "$out" --no-progress "${targets[@]}" "$@")
 python3 scripts/bench_ratios.py "$out"/*.json
 
 # Whole-process figures of tether server / tether agent (issue 8), each
