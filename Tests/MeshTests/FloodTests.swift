@@ -2,6 +2,7 @@ import CMeshLinux
 import CryptoPrimitives
 import Foundation
 import Mesh
+import Synchronization
 import Testing
 import WireGuardCore
 
@@ -54,7 +55,7 @@ import WireGuardCore
             initiations += attacker.takeOutgoing().map(\.bytes)
         }
         let flooder = Flooder(port: portB, messages: initiations)
-        let flooding = Thread { flooder.run(perSecond: 100_000, seconds: 1) }
+        let flooding = Thread { flooder.run(perSecond: 100_000, seconds: 1, threads: 2) }
         flooding.start()
 
         // Meanwhile A sends one packet per millisecond for a second.
@@ -85,10 +86,12 @@ import WireGuardCore
     }
 }
 
-/// Sends datagrams to 127.0.0.1:port at a fixed rate from one socket: the
-/// datagrams are laid out once and sent with `sendmmsg` (the device's own
-/// batch call) 64 at a time, so the rate is bounded by the kernel's UDP
-/// send path, not by per-datagram overhead.
+/// Sends datagrams to 127.0.0.1:port at a fixed rate from one socket (one
+/// source address and port): the datagrams are laid out once and sent with
+/// `sendmmsg` (the device's own batch call) 64 at a time, so the rate is
+/// bounded by the kernel's UDP send path, not by per-datagram overhead. On
+/// loopback the sender also pays for the receiver's side of the kernel, so
+/// the schedule can be split over threads sharing the socket.
 final class Flooder: @unchecked Sendable {
     let port: UInt16
     let messages: [[UInt8]]
@@ -104,8 +107,9 @@ final class Flooder: @unchecked Sendable {
     }
 
     /// Sends `perSecond × seconds` datagrams on that schedule (catching up
-    /// in batches); `elapsed` says how long it really took.
-    func run(perSecond: Int, seconds: Double) {
+    /// in batches), each of `threads` threads taking its share of the rate
+    /// on the one socket; `elapsed` says how long it really took.
+    func run(perSecond: Int, seconds: Double, threads: Int = 1) {
         var bound: UInt16 = 0
         let fd = tether_udp_open(0, &bound)
         guard fd >= 0 else {
@@ -113,6 +117,26 @@ final class Flooder: @unchecked Sendable {
             return
         }
         defer { close(fd) }
+        let start = Date()
+        let counts = Mutex<[Int]>([])
+        let group = DispatchGroup()
+        for k in 0..<threads {
+            let share = perSecond / threads + (k < perSecond % threads ? 1 : 0)
+            group.enter()
+            Thread {
+                let n = self.send(on: fd, perSecond: share, seconds: seconds)
+                counts.withLock { $0.append(n) }
+                group.leave()
+            }.start()
+        }
+        group.wait()
+        sent = counts.withLock { $0.reduce(0, +) }
+        elapsed = Date().timeIntervalSince(start)
+        finished = true
+    }
+
+    /// One sender's schedule on `fd`; returns how many datagrams went out.
+    private func send(on fd: Int32, perSecond: Int, seconds: Double) -> Int {
         // Messages in one contiguous block; a ring of (pointer, length,
         // destination) over it, long enough that any batch of 64 starting
         // at a message index is contiguous.
@@ -159,9 +183,7 @@ final class Flooder: @unchecked Sendable {
                 }
             }
         }
-        sent = count
-        elapsed = Date().timeIntervalSince(start)
-        finished = true
+        return count
     }
 
     var rate: Double { elapsed > 0 ? Double(sent) / elapsed : 0 }
