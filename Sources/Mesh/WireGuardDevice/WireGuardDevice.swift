@@ -213,7 +213,19 @@ public final class WireGuardDevice: @unchecked Sendable {
         }
     }
 
+    /// Handshake work runs at a lower scheduling priority than the data
+    /// path: it only competes for the CPU under a flood of handshake
+    /// messages, and then established sessions must keep their packets
+    /// (§5.3 sheds the flood with cookies and the per-source rate; this keeps
+    /// that shedding from starving the receive thread).
+    static let handshakeThreadNice: Int32 = 10
+    /// Replies (responses, cookie replies) are sent in batches of this many
+    /// messages' worth, one `sendmmsg` each, instead of one call per message.
+    static let handshakeSendBatch = 32
+
     private func handshakeLoop() {
+        _ = tether_thread_set_nice(Self.handshakeThreadNice)  // best effort: unchanged if refused
+        var pending: [OutgoingDatagram] = []
         while isRunning {
             handshakeReady.wait(milliseconds: 100)
             let items = handshakes.withLock { q in
@@ -224,15 +236,18 @@ public final class WireGuardDevice: @unchecked Sendable {
             guard !items.isEmpty else { continue }
             let now = DeviceClock.now()
             core.withLock { $0.reportHandshakeBacklog(items.count, now: now) }
-            for var item in items {
+            for (k, var item) in items.enumerated() {
                 // One message per lock hold, so data never waits long.
-                let out: [OutgoingDatagram] = core.withLock { c in
+                core.withLock { c in
                     _ = item.bytes.withUnsafeMutableBytes {
                         c.decapsulate($0, datagram: 0..<$0.count, source: item.source, now: DeviceClock.now())
                     }
-                    return c.takeOutgoing()
+                    pending += c.takeOutgoing()
                 }
-                send(out, on: currentSocket)
+                if (k + 1) % Self.handshakeSendBatch == 0 || k == items.count - 1 {
+                    send(pending, on: currentSocket)
+                    pending.removeAll(keepingCapacity: true)
+                }
                 if !isRunning { break }
             }
         }
