@@ -59,10 +59,18 @@ import WireGuardCore
         flooding.start()
 
         // Meanwhile A sends one packet per millisecond for a second.
+        // Deliveries are tallied per window of 100 packets (~100 ms): a
+        // stall would show as an empty window while the flood runs.
         var received = 0
+        var perWindow: [Int] = []
+        var atWindowStart = 0
         for n in 1...1000 {
             qa.send(packet(n))
             if n % 50 == 0 { received += qb.receive(timeoutMilliseconds: 0).count }
+            if n % 100 == 0 {
+                perWindow.append(received - atWindowStart)
+                atWindowStart = received
+            }
             usleep(1000)
         }
         while !flooder.finished { usleep(10_000) }
@@ -71,16 +79,20 @@ import WireGuardCore
         let drops = b.drops
         print(
             "flood: sent \(flooder.sent) initiations in \(flooder.elapsed) s (\(Int(flooder.rate))/s); "
-                + "data delivered \(received)/1000; "
+                + "data delivered \(received)/1000 (per 100 ms: \(perWindow)); "
                 + "B dropped \(drops.nonzero.map { "\($0.0)=\($0.1)" }.joined(separator: ", "))")
         #expect(flooder.sent == 100_000)
         // The rate is printed; the goal (100k/s) is met on an idle machine,
         // but a shared CI box can slow the sender, so the test only insists
         // that the flood was heavy enough to put B under load.
         #expect(flooder.rate >= 50_000, "the flood ran at tens of thousands per second at least")
-        // Loopback UDP may lose a few data packets when the socket buffer
-        // overflows under the flood; the session itself must never stall.
-        #expect(received >= 850, "data kept flowing")
+        // The session never stalls: every window of the flood delivers.
+        // Loopback UDP loses data packets when the flood overflows B's socket
+        // buffer, which happens when other work (the other test suites run
+        // in parallel on the same cores) delays B's receive thread; on a quiet
+        // machine few or none are lost (1000/1000 at 100k/s, load 11, run alone). Most must arrive regardless.
+        #expect(perWindow.allSatisfy { $0 > 0 }, "data kept flowing through every 100 ms of the flood")
+        #expect(received >= 750, "most data arrived during the flood")
         #expect(drops[.cookieReplySent] + drops[.rateLimited] > 0, "under-load defences engaged")
         #expect(drops[.unknownPeer] < UInt64(flooder.sent / 10), "most initiations never reached Diffie-Hellman")
     }
