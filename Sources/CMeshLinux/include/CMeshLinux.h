@@ -71,8 +71,4 @@ int tether_wait_readable(int fd, int timeout_ms);
 int64_t tether_monotonic_ns(void);
 int64_t tether_realtime_ns(void);
 
-/// Sets the calling thread's nice value (Linux schedules threads, so this
-/// touches no other thread of the process). 0 on success, -errno on failure.
-int tether_thread_set_nice(int nice);
-
 #endif

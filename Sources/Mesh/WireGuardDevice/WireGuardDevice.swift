@@ -213,18 +213,14 @@ public final class WireGuardDevice: @unchecked Sendable {
         }
     }
 
-    /// Handshake work runs at a lower scheduling priority than the data
-    /// path: it only competes for the CPU under a flood of handshake
-    /// messages, and then established sessions must keep their packets
-    /// (§5.3 sheds the flood with cookies and the per-source rate; this keeps
-    /// that shedding from starving the receive thread).
-    static let handshakeThreadNice: Int32 = 10
     /// Replies (responses, cookie replies) are sent in batches of this many
-    /// messages' worth, one `sendmmsg` each, instead of one call per message.
+    /// messages' worth, one `sendmmsg` each, instead of one call per message:
+    /// under a flood of initiations (§5.3) every cookie reply is a send.
+    /// (Running this thread at a lower priority was tried and measured worse:
+    /// it holds the core's lock, so the receive thread waited behind it.)
     static let handshakeSendBatch = 32
 
     private func handshakeLoop() {
-        _ = tether_thread_set_nice(Self.handshakeThreadNice)  // best effort: unchanged if refused
         var pending: [OutgoingDatagram] = []
         while isRunning {
             handshakeReady.wait(milliseconds: 100)
