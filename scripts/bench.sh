@@ -11,10 +11,15 @@ TETHER_BIN="$(swift build -c release --show-bin-path)/tether"
 export TETHER_BIN
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-(cd Benchmarks && swift package --disable-sandbox benchmark --format jmh --path "$out" --no-progress "$@")
+# DERPBenchmarks is a plain executable (run below), not a package-benchmark target.
+(cd Benchmarks && swift package --disable-sandbox benchmark --format jmh --path "$out" --no-progress --skip-target DERPBenchmarks "$@")
 python3 scripts/bench_ratios.py "$out"/*.json
 
 # Whole-process figures of tether server / tether agent (issue 8), each
 # beside its goal: agent idle memory, start-to-ready, 1,000 simulated agents.
 TETHER_BIN="$TETHER_BIN" \
     swift run -c release --package-path Benchmarks ControlPlaneBenchmarks
+
+# DERP relay vs socat (throughput, relay CPU per packet) and memory per idle
+# client with 10,000 clients (issue 5); the relay runs as its own process.
+swift run -c release --package-path Benchmarks DERPBenchmarks

@@ -4,12 +4,15 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import NIOTLS
 import NIOWebSocket
 
 /// Opens one DERP connection: TCP, TLS for `https`, then `GET /derp` with
 /// `Upgrade: DERP` or, for `.webSocket`, a WebSocket upgrade offering the
 /// subprotocol `derp`; then the login. Fails with `.upgradeRefused` when the
-/// server (or a proxy) answers anything but `101`.
+/// server (or a proxy) answers anything but `101`, or when TLS ALPN settles
+/// on `h2`: HTTP/2 has no `Upgrade` (RFC 9113 §8.6), so the caller falls
+/// back to WebSocket, which always offers only `http/1.1`.
 struct Dialer {
     let url: DERPURL
     let transport: DERPClient.Transport
@@ -25,6 +28,8 @@ struct Dialer {
     ) async throws -> (channel: any Channel, serverKey: NodeKey, serverInfo: ServerInfo) {
         let loop = group.next()
         let loggedIn = loop.makePromise(of: (NodeKey, ServerInfo).self)
+        var tls = self.tls
+        if transport == .webSocket || tls.applicationProtocols.isEmpty { tls.applicationProtocols = ["http/1.1"] }
         let sslContext = url.useTLS ? try NIOSSLContext(configuration: tls) : nil
         let url = self.url
         let transport = self.transport
@@ -51,6 +56,7 @@ struct Dialer {
                     if let sslContext {
                         let sni = url.host.isIPAddress ? nil : url.host
                         try ops.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: sni))
+                        try ops.addHandler(HTTP2Detector(loggedIn: loggedIn))
                     }
                     let refusal = UpgradeRefusalCatcher(loggedIn: loggedIn)
                     let upgrader: any NIOHTTPClientProtocolUpgrader & Sendable =
@@ -141,6 +147,29 @@ final class UpgradeRefusalCatcher: ChannelInboundHandler, RemovableChannelHandle
     func channelInactive(context: ChannelHandlerContext) {
         loggedIn.fail(DERPError(.connectionClosed, "connection closed during the upgrade"))
         context.fireChannelInactive()
+    }
+}
+
+/// Fails the dial when TLS ALPN negotiated `h2`: the path speaks HTTP/2,
+/// where neither `Upgrade: DERP` nor an RFC 6455 WebSocket upgrade exists.
+final class HTTP2Detector: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let loggedIn: EventLoopPromise<(NodeKey, ServerInfo)>
+
+    init(loggedIn: EventLoopPromise<(NodeKey, ServerInfo)>) { self.loggedIn = loggedIn }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tls = event as? TLSUserEvent, case .handshakeCompleted(let negotiated) = tls {
+            if negotiated == "h2" {
+                loggedIn.fail(DERPError(.upgradeRefused, "TLS ALPN negotiated h2: an HTTP/2 path cannot carry an HTTP/1.1 upgrade"))
+                context.close(promise: nil)
+                return
+            }
+            context.fireUserInboundEventTriggered(event)
+            context.pipeline.syncOperations.removeHandler(self, promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 }
 

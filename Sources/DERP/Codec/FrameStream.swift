@@ -15,6 +15,13 @@ public struct FrameStream: Sendable {
     /// Bytes held that do not yet make a whole frame.
     public var bufferedBytes: Int { buffer?.readableBytes ?? 0 }
 
+    /// Header plus payload length of the incomplete frame held, once its
+    /// 5-byte header has arrived.
+    public var pendingFrameLength: Int? {
+        guard let held = buffer, let length: UInt32 = held.getInteger(at: held.readerIndex + 1) else { return nil }
+        return DERPWire.frameHeaderLength + Int(length)
+    }
+
     public mutating func append(_ bytes: inout ByteBuffer) {
         if buffer == nil { buffer = bytes } else { buffer!.writeBuffer(&bytes) }
     }
