@@ -71,8 +71,11 @@ public final class DERPClient: Sendable {
         var pings: [UInt64: CheckedContinuation<Void, any Error>] = [:]
         var transport: Transport?
         var healthProblem: String?
-        /// From a Restarting frame, for the reconnect after this connection.
-        var restart: (reconnectIn: Duration, tryFor: Duration)?
+        /// From a Restarting frame, for the reconnect after this connection:
+        /// reconnect-in and try-for, in milliseconds as on the wire. (Plain
+        /// integers: a `Duration` here would raise the alignment of the
+        /// whole locked state.)
+        var restart: (reconnectIn: UInt32, tryFor: UInt32)?
     }
 
     /// - Parameter packetHandler: called on the event loop for each
@@ -144,10 +147,11 @@ public final class DERPClient: Sendable {
                 options.logger.debug("DERP dial failed", metadata: ["url": "\(url)", "error": "\(error)"])
             }
             if state.withLock({ $0.closed }) { break }
-            if let restart = state.withLock({ s in
+            if let hint = state.withLock({ s in
                 defer { s.restart = nil }
                 return s.restart
             }) {
+                let restart = (reconnectIn: Duration.milliseconds(Int64(hint.reconnectIn)), tryFor: Duration.milliseconds(Int64(hint.tryFor)))
                 options.logger.info(
                     "DERP server restarting", metadata: ["url": "\(url)", "reconnect_in": "\(restart.reconnectIn)", "try_for": "\(restart.tryFor)"])
                 delay = restart.reconnectIn
@@ -228,7 +232,7 @@ public final class DERPClient: Sendable {
             state.withLock { $0.healthProblem = text.isEmpty ? nil : text }
             if !text.isEmpty { options.logger.warning("DERP server reports a problem", metadata: ["url": "\(url)", "problem": "\(text)"]) }
         case .restarting(let reconnectIn, let tryFor):
-            state.withLock { $0.restart = (.milliseconds(Int64(reconnectIn)), .milliseconds(Int64(tryFor))) }
+            state.withLock { $0.restart = (reconnectIn, tryFor) }
         default: break
         }
         continuation.yield(event)
