@@ -28,9 +28,7 @@ struct Dialer {
     ) async throws -> (channel: any Channel, serverKey: NodeKey, serverInfo: ServerInfo) {
         let loop = group.next()
         let loggedIn = loop.makePromise(of: (NodeKey, ServerInfo).self)
-        var tls = self.tls
-        if transport == .webSocket || tls.applicationProtocols.isEmpty { tls.applicationProtocols = ["http/1.1"] }
-        let sslContext = url.useTLS ? try NIOSSLContext(configuration: tls) : nil
+        let sslContext = url.useTLS ? try Self.sslContext(tls, for: transport) : nil
         let url = self.url
         let transport = self.transport
         let readTimeout = self.readTimeout
@@ -97,6 +95,18 @@ struct Dialer {
             channel.close(promise: nil)
             throw error
         }
+    }
+}
+
+extension Dialer {
+    /// The TLS context for one dial: WebSocket offers only `http/1.1` in
+    /// ALPN; the upgrade offers the caller's list, or `http/1.1` when empty.
+    /// (Kept out of the async `dial`: the large configuration is copied in
+    /// this synchronous frame only.)
+    static func sslContext(_ base: TLSConfiguration, for transport: DERPClient.Transport) throws -> NIOSSLContext {
+        var tls = base
+        if transport == .webSocket || tls.applicationProtocols.isEmpty { tls.applicationProtocols = ["http/1.1"] }
+        return try NIOSSLContext(configuration: tls)
     }
 }
 
