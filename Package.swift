@@ -14,7 +14,7 @@ let package = Package(
         .library(name: "DERP", targets: ["DERP"]),
         .library(name: "Mesh", targets: ["Mesh"]),
         .library(name: "SSHServer", targets: ["SSHServer"]),
-        .library(name: "ControlProtocol", targets: ["ControlProtocol"]),
+        .library(name: "Agent", targets: ["Agent"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -82,7 +82,20 @@ let package = Package(
         .target(name: "CMeshLinux"),
         .target(
             name: "Mesh",
-            dependencies: ["WireGuardCore", "CryptoPrimitives", "CMeshLinux"]
+            dependencies: [
+                "WireGuardCore", "CryptoPrimitives", "CMeshLinux", "Netstack", "DERP",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+
+        // Test-only processes for the Mesh namespace scenarios (node, DERP
+        // relay, STUN server): MeshTests runs it from the products folder.
+        .executableTarget(
+            name: "MeshLab",
+            dependencies: [
+                "Mesh", "DERP", "WireGuardCore", "CryptoPrimitives", "Netstack",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
 
         .target(
@@ -90,14 +103,11 @@ let package = Package(
             dependencies: ["CLibSSH", "CryptoPrimitives"]
         ),
 
-        // Agent <-> control plane messages and their JSON codec; no I/O, so
-        // both ends (and tests) import it and neither imports the other.
-        .target(name: "ControlProtocol"),
-
+        // The agent, and (Sources/Agent/Protocol) the agent <-> control plane
+        // messages and their JSON codec, which ControlPlane imports from here.
         .target(
             name: "Agent",
             dependencies: [
-                "ControlProtocol",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -109,12 +119,14 @@ let package = Package(
         .target(
             name: "ControlPlane",
             dependencies: [
-                "ControlProtocol",
+                "Agent",
                 "CryptoPrimitives",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -128,7 +140,6 @@ let package = Package(
                 "Mesh",
                 "DERP",
                 "SSHServer",
-                "ControlProtocol",
                 "Agent",
                 "ControlPlane",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -163,25 +174,21 @@ let package = Package(
         ),
         .testTarget(
             name: "MeshTests",
-            dependencies: ["Mesh", "WireGuardCore", "CryptoPrimitives"]
+            dependencies: ["Mesh", "WireGuardCore", "CryptoPrimitives", "Netstack", "DERP"]
         ),
         .testTarget(
             name: "SSHServerTests",
             dependencies: ["SSHServer", "CryptoPrimitives"]
         ),
         .testTarget(
-            name: "ControlProtocolTests",
-            dependencies: ["ControlProtocol"]
-        ),
-        .testTarget(
             name: "AgentTests",
-            dependencies: ["Agent", "ControlProtocol"]
+            dependencies: ["Agent"]
         ),
         // Starts real `tether server` and `tether agent` processes on loopback.
         .testTarget(
             name: "ControlPlaneTests",
             dependencies: [
-                "ControlProtocol",
+                "Agent",
                 .product(name: "WSClient", package: "swift-websocket"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),

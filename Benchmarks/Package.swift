@@ -66,17 +66,43 @@ let package = Package(
             path: "Benchmarks/SSHBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
+        // A plain executable (scripts/bench.sh runs it): fixed-length runs and a
+        // watchdog keep it bounded, and its scenarios need namespaces and threads.
+        .executableTarget(
+            name: "NetstackBenchmarks",
+            dependencies: [.product(name: "Netstack", package: "Tether")],
+            path: "Benchmarks/NetstackBenchmarks"
+        ),
         // A load generator (1,000 simulated agents) rather than a
         // package-benchmark target: it measures the server process from outside.
         .executableTarget(
             name: "ControlPlaneBenchmarks",
             dependencies: [
-                .product(name: "ControlProtocol", package: "Tether"),
+                .product(name: "Agent", package: "Tether"),
                 .product(name: "WSClient", package: "swift-websocket"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/ControlPlaneBenchmarks"
+        ),
+        // ControlPlaneBenchmarks' reference process: a minimal Swift
+        // program linking Foundation, for memory and start time.
+        .executableTarget(
+            name: "ReferenceProcess",
+            path: "Benchmarks/ReferenceProcess"
+        ),
+        // Two mesh nodes and a DERP relay in one process on loopback, beside
+        // plain kernel TCP on the same link (a load generator, like the above).
+        .executableTarget(
+            name: "MeshBenchmarks",
+            dependencies: [
+                .product(name: "Mesh", package: "Tether"),
+                .product(name: "DERP", package: "Tether"),
+                .product(name: "Netstack", package: "Tether"),
+                .product(name: "WireGuardCore", package: "Tether"),
+                .product(name: "CryptoPrimitives", package: "Tether"),
+            ],
+            path: "Benchmarks/MeshBenchmarks"
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -16,10 +16,21 @@ trap 'rm -rf "$out"' EXIT
 python3 scripts/bench_ratios.py "$out"/*.json
 
 # Whole-process figures of tether server / tether agent (issue 8), each
-# beside its goal: agent idle memory, start-to-ready, 1,000 simulated agents.
+# beside its goal: agent idle memory, start-to-ready, 1,000 simulated agents;
+# ReferenceProcess (a minimal Swift program linking Foundation) is measured
+# beside the agent.
+swift build -c release --package-path Benchmarks --product ReferenceProcess
 TETHER_BIN="$TETHER_BIN" \
     swift run -c release --package-path Benchmarks ControlPlaneBenchmarks
 
 # DERP relay vs socat (throughput, relay CPU per packet) and memory per idle
 # client with 10,000 clients (issue 5); the relay runs as its own process.
 swift run -c release --package-path Benchmarks DERPBenchmarks
+
+# Netstack (issue 4): a plain executable with fixed-length runs and a
+# watchdog; each line is ours, the reference from the same run, the ratio
+# and the load average. The TUN/veth lines need root and iperf3.
+swift run -c release --package-path Benchmarks NetstackBenchmarks
+
+# Mesh node-to-node figures (issue 7) beside plain kernel TCP on loopback.
+swift run -c release --package-path Benchmarks MeshBenchmarks

@@ -1,4 +1,3 @@
-import ControlProtocol
 @preconcurrency import Dispatch
 import Logging
 import Synchronization

@@ -1,6 +1,6 @@
-import ControlProtocol
 import Logging
 import NIOCore
+import NIOPosix
 import Synchronization
 import HTTPTypes
 import WSClient
@@ -9,6 +9,11 @@ import WSClient
 /// `hello`, `welcome`, then send what the `Reporter` has and apply
 /// `logs_ack`s, until the socket breaks; wait a jittered backoff; repeat.
 final class ControlConnection: Sendable {
+    /// One event-loop thread carries the agent's one socket. NIO's shared
+    /// group would start a thread per core (each with its own stack and
+    /// malloc arena): dozens on a large VM, for one idle WebSocket.
+    static let eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
     let url: String
     let token: String
     let hello: Hello
@@ -101,7 +106,9 @@ final class ControlConnection: Sendable {
         let config = WebSocketClientConfiguration(
             maxFrameSize: ControlLimits.maxMessageBytes, additionalHeaders: headers,
             closeTimeout: .seconds(2), autoPing: .enabled(timePeriod: .seconds(15)))
-        let client = WebSocketClient(url: Self.socketURL(base: url), configuration: config, logger: logger) {
+        let client = WebSocketClient(
+            url: Self.socketURL(base: url), configuration: config, eventLoopGroup: Self.eventLoopGroup, logger: logger
+        ) {
             [self] inbound, outbound, _ in
             try await send(.hello(hello), outbound)
             var messages = inbound.messages(maxSize: ControlLimits.maxMessageBytes).makeAsyncIterator()
@@ -129,8 +136,11 @@ final class ControlConnection: Sendable {
                         if batch.isEmpty || !cursor.mutex.withLock({ reporter.hasUnsentLogs($0) }) {
                             await reporter.wake.wait()
                         }
-                        // Let lines that arrive meanwhile join the next batch.
-                        try await Task.sleep(for: .milliseconds(10))
+                        // Let lines that arrive meanwhile join the next batch
+                        // (a lifecycle change does not wait for them).
+                        if !cursor.mutex.withLock({ reporter.hasUnsentLifecycle($0) }) {
+                            try await Task.sleep(for: .milliseconds(10))
+                        }
                     }
                 }
                 while let message = try await messages.next() {

@@ -1,4 +1,3 @@
-import ControlProtocol
 
 /// Listening TCP sockets from `/proc/net/tcp` and `/proc/net/tcp6`
 /// (proc(5)). Each data line reads

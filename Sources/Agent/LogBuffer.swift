@@ -1,4 +1,3 @@
-import ControlProtocol
 
 /// The agent's log lines from birth to acknowledgement: assigns each line
 /// its `seq`, keeps it until the control plane's `logs_ack` covers it, and

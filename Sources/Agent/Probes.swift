@@ -1,4 +1,3 @@
-import ControlProtocol
 
 #if canImport(Glibc)
     import Glibc

@@ -1,4 +1,3 @@
-import ControlProtocol
 import Synchronization
 
 /// Everything the agent has to tell the control plane, shared between the
@@ -160,6 +159,12 @@ public final class Reporter: Sendable {
     /// Whether `cursor` still has logs to send (more than one drain's worth).
     public func hasUnsentLogs(_ cursor: Cursor) -> Bool {
         state.withLock { cursor.nextLogSeq <= $0.logs.lastSeq }
+    }
+
+    /// A lifecycle change is waiting: it goes out at once, not after the
+    /// pause that lets log lines gather into one batch.
+    public func hasUnsentLifecycle(_ cursor: Cursor) -> Bool {
+        state.withLock { cursor.lifecycleSent < $0.lifecycle.count }
     }
 
     /// All logs acknowledged and all `lifecycleDelivered` lifecycle updates

@@ -1,4 +1,3 @@
-import ControlProtocol
 
 /// Turns a script's output bytes into log lines, and enforces the per-run
 /// bound: after `limit` bytes it yields one marker line and then only

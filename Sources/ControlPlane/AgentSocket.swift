@@ -1,4 +1,4 @@
-import ControlProtocol
+import Agent
 import Hummingbird
 import HummingbirdWebSocket
 import Logging

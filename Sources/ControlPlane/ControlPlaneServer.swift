@@ -1,4 +1,4 @@
-import ControlProtocol
+import Agent
 import Hummingbird
 import HummingbirdWebSocket
 import Logging
@@ -55,12 +55,18 @@ public enum ControlPlaneServer {
 
         let app = Application(
             router: router,
-            server: .http1WebSocketUpgrade(
+            server: .http1AuthenticatedWebSocketUpgrade(
                 webSocketRouter: router,
                 // Frames up to 4× the message limit reach the handler, which
                 // refuses messages over the limit with a logged reason;
                 // larger frames are cut off by the WebSocket layer (1009).
-                configuration: .init(ws: .init(maxFrameSize: 4 * ControlLimits.maxMessageBytes, autoPing: .enabled(timePeriod: .seconds(15))))),
+                configuration: .init(ws: .init(maxFrameSize: 4 * ControlLimits.maxMessageBytes, autoPing: .enabled(timePeriod: .seconds(15)))),
+                // Refused upgrades get 401 from the route, not the library's 400.
+                guardedPaths: [ControlProtocolVersion.agentPath],
+                authenticate: { _, token in
+                    guard let token else { return false }
+                    return (try? await store.authenticateAgent(token: token)) != nil
+                }),
             configuration: .init(address: .hostname(options.host, port: options.port), serverName: "tether"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? options.port
@@ -94,7 +100,12 @@ public enum ControlPlaneServer {
 
 /// The token of `Authorization: Bearer <token>`.
 func bearer(_ request: Request) -> String? {
-    guard let value = request.headers[.authorization], value.hasPrefix("Bearer ") else { return nil }
+    bearerToken(request.headers[.authorization])
+}
+
+/// The token of an `Authorization` header value `Bearer <token>`.
+func bearerToken(_ authorization: String?) -> String? {
+    guard let value = authorization, value.hasPrefix("Bearer ") else { return nil }
     return String(value.dropFirst(7)).trimmingCharacters(in: .whitespaces)
 }
 

@@ -1,4 +1,4 @@
-import ControlProtocol
+import Agent
 import GRDB
 
 #if canImport(FoundationEssentials)

@@ -4,24 +4,26 @@
 ///     τ0 = HMAC(key, input)
 ///     τ1 = HMAC(τ0, 0x1)
 ///     τi = HMAC(τ0, τ(i-1) ‖ i)
+///
+/// τ0's padded key blocks are compressed once for all the τi.
 public enum WireGuardKDF {
     public static func kdf1(key: Bytes32, input: some RawBytes) -> Bytes32 {
-        let t0 = BLAKE2s.hmac(key: key, input)
-        return BLAKE2s.hmac(key: t0, OneByte(1))
+        let t0 = HMACBLAKE2s(key: BLAKE2s.hmac(key: key, input))
+        return t0.authenticate(OneByte(1), EmptyBytes())
     }
 
     public static func kdf2(key: Bytes32, input: some RawBytes) -> (Bytes32, Bytes32) {
-        let t0 = BLAKE2s.hmac(key: key, input)
-        let t1 = BLAKE2s.hmac(key: t0, OneByte(1))
-        let t2 = BLAKE2s.hmac(key: t0, t1, OneByte(2))
+        let t0 = HMACBLAKE2s(key: BLAKE2s.hmac(key: key, input))
+        let t1 = t0.authenticate(OneByte(1), EmptyBytes())
+        let t2 = t0.authenticate(t1, OneByte(2))
         return (t1, t2)
     }
 
     public static func kdf3(key: Bytes32, input: some RawBytes) -> (Bytes32, Bytes32, Bytes32) {
-        let t0 = BLAKE2s.hmac(key: key, input)
-        let t1 = BLAKE2s.hmac(key: t0, OneByte(1))
-        let t2 = BLAKE2s.hmac(key: t0, t1, OneByte(2))
-        let t3 = BLAKE2s.hmac(key: t0, t2, OneByte(3))
+        let t0 = HMACBLAKE2s(key: BLAKE2s.hmac(key: key, input))
+        let t1 = t0.authenticate(OneByte(1), EmptyBytes())
+        let t2 = t0.authenticate(t1, OneByte(2))
+        let t3 = t0.authenticate(t2, OneByte(3))
         return (t1, t2, t3)
     }
 }

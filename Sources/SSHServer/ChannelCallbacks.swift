@@ -22,10 +22,8 @@ enum ChannelCallbacks {
         cb.pointee.channel_signal_function = { _, _, signal, userdata in
             handler(userdata).signalRequest(text(signal))
         }
-        cb.pointee.channel_pty_request_function = { _, _, term, width, height, pxWidth, pxHeight, userdata in
-            handler(userdata).ptyRequest(
-                term: text(term), columns: width, rows: height, pixelWidth: pxWidth, pixelHeight: pxHeight) ? 0 : -1
-        }
+        // pty-req is not handled here but in `Connection.handle(message:)`:
+        // only the message carries the terminal modes.
         cb.pointee.channel_pty_window_change_function = { _, _, width, height, pxWidth, pxHeight, userdata in
             handler(userdata).windowChange(
                 columns: width, rows: height, pixelWidth: pxWidth, pixelHeight: pxHeight) ? 0 : -1

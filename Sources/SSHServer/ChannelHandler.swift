@@ -23,8 +23,12 @@ class ChannelHandler {
     var source: Int32 = -1
     var errorSource: Int32 = -1
     var sink: Int32 = -1
-    /// Bytes pulled from libssh that the sink has not taken yet.
+    /// Bytes pulled from libssh that the sink has not taken yet: those of
+    /// `sinkPending` from `sinkPendingStart` on (an offset, so a partial
+    /// write never moves the rest; the storage is reused).
     private var sinkPending: [UInt8] = []
+    private var sinkPendingStart = 0
+    private var hasSinkPending: Bool { sinkPendingStart < sinkPending.count }
     /// libssh holds client data we did not consume in the data callback.
     private var inputWaiting = false
     private(set) var clientSentEOF = false
@@ -61,7 +65,9 @@ class ChannelHandler {
     func service() {}
 
     // Channel requests (RFC 4254 §6); only session channels accept them.
-    func ptyRequest(term: String, columns: Int32, rows: Int32, pixelWidth: Int32, pixelHeight: Int32) -> Bool {
+    func ptyRequest(
+        term: String, columns: Int32, rows: Int32, pixelWidth: Int32, pixelHeight: Int32, modes: TerminalModes
+    ) -> Bool {
         false
     }
     func windowChange(columns: Int32, rows: Int32, pixelWidth: Int32, pixelHeight: Int32) -> Bool { false }
@@ -100,7 +106,7 @@ class ChannelHandler {
         connection.noteActivity()
         if isStderr || finished { return data.count }  // clients never send stderr; drop it
         guard sink >= 0, !sinkClosed else { return data.count }
-        guard !inputWaiting, sinkPending.isEmpty else { return 0 }
+        guard !inputWaiting, !hasSinkPending else { return 0 }
         let written = data.isEmpty ? 0 : Glibc.write(sink, data.baseAddress, data.count)
         if written < 0 {
             if errno == EAGAIN || errno == EINTR {
@@ -117,7 +123,7 @@ class ChannelHandler {
 
     func receiveEOF() {
         clientSentEOF = true
-        if !inputWaiting && sinkPending.isEmpty { closeSinkNow() }
+        if !inputWaiting && !hasSinkPending { closeSinkNow() }
     }
 
     private func closeSinkNow() {
@@ -125,30 +131,48 @@ class ChannelHandler {
         sinkClosed = true
         inputWaiting = false
         sinkPending = []
+        sinkPendingStart = 0
         closeSink()
     }
 
-    /// The sink is writable: move what libssh holds for it.
+    /// The sink is writable: move what libssh holds for it, straight from
+    /// the connection's scratch buffer; only what the sink refuses is copied
+    /// aside.
     private func drainToSink() {
         let scratch = connection.scratch
         while true {
-            if sinkPending.isEmpty {
-                guard inputWaiting else { break }
-                let n = ssh_channel_read_nonblocking(channel, scratch.baseAddress, UInt32(scratch.count), 0)
-                if n <= 0 {
-                    inputWaiting = false
-                    break
+            if hasSinkPending {
+                let written = sinkPending.withUnsafeBytes {
+                    Glibc.write(sink, $0.baseAddress! + sinkPendingStart, $0.count - sinkPendingStart)
                 }
-                sinkPending = Array(UnsafeRawBufferPointer(rebasing: scratch[0..<Int(n)]))
+                if written < 0 {
+                    if errno == EAGAIN || errno == EINTR { return }
+                    closeSinkNow()
+                    return
+                }
+                sinkPendingStart += written
+                if hasSinkPending { return }
+                sinkPending.removeAll(keepingCapacity: true)
+                sinkPendingStart = 0
             }
-            let written = sinkPending.withUnsafeBytes { Glibc.write(sink, $0.baseAddress, $0.count) }
+            guard inputWaiting else { break }
+            let n = Int(ssh_channel_read_nonblocking(channel, scratch.baseAddress, UInt32(scratch.count), 0))
+            if n <= 0 {
+                inputWaiting = false
+                break
+            }
+            var written = Glibc.write(sink, scratch.baseAddress, n)
             if written < 0 {
-                if errno == EAGAIN || errno == EINTR { return }
-                closeSinkNow()
+                guard errno == EAGAIN || errno == EINTR else {
+                    closeSinkNow()
+                    return
+                }
+                written = 0
+            }
+            if written < n {
+                sinkPending.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[written..<n]))
                 return
             }
-            sinkPending.removeFirst(written)
-            if !sinkPending.isEmpty { return }
         }
         if clientSentEOF { closeSinkNow() }
     }
@@ -187,7 +211,7 @@ class ChannelHandler {
         let windowOpen = ssh_channel_window_size(channel) > 0
         if source >= 0 && windowOpen { table[source, default: 0] |= Int16(POLLIN) }
         if errorSource >= 0 && windowOpen { table[errorSource, default: 0] |= Int16(POLLIN) }
-        if sink >= 0 && !sinkClosed && (inputWaiting || !sinkPending.isEmpty) {
+        if sink >= 0 && !sinkClosed && (inputWaiting || hasSinkPending) {
             table[sink, default: 0] |= Int16(POLLOUT)
         }
         extraWatches(into: &table)

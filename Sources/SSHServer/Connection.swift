@@ -271,6 +271,11 @@ final class Connection: @unchecked Sendable {
         if type == Int32(SSH_REQUEST_CHANNEL_OPEN.rawValue) && subtype == Int32(SSH_CHANNEL_DIRECT_TCPIP.rawValue) {
             return openDirectTCPIP(message) ? 0 : 1
         }
+        if type == Int32(SSH_REQUEST_CHANNEL.rawValue) && subtype == Int32(SSH_CHANNEL_REQUEST_PTY.rawValue) {
+            guard ptyRequest(message) else { return 1 }
+            ssh_message_channel_request_reply_success(message)
+            return 0
+        }
         if type == Int32(SSH_REQUEST_GLOBAL.rawValue) {
             switch subtype {
             case Int32(SSH_GLOBAL_REQUEST_TCPIP_FORWARD.rawValue): return requestRemoteForward(message) ? 0 : 1
@@ -279,6 +284,26 @@ final class Connection: @unchecked Sendable {
             }
         }
         return 1
+    }
+
+    /// `pty-req` (RFC 4254 §6.2) arrives here rather than as a channel
+    /// callback because only the message carries the encoded terminal modes.
+    private func ptyRequest(_ message: OpaquePointer) -> Bool {
+        var term: UnsafePointer<CChar>?
+        var width: Int32 = 0
+        var height: Int32 = 0
+        var pxWidth: Int32 = 0
+        var pxHeight: Int32 = 0
+        var modes: UnsafePointer<UInt8>?
+        var modesLength = 0
+        guard
+            tether_pty_request(message, &term, &width, &height, &pxWidth, &pxHeight, &modes, &modesLength) == 0,
+            let channel = ssh_message_channel_request_channel(message),
+            let handler = handlers.first(where: { $0.channel == channel })
+        else { return false }
+        return handler.ptyRequest(
+            term: term.map { String(cString: $0) } ?? "", columns: width, rows: height, pixelWidth: pxWidth,
+            pixelHeight: pxHeight, modes: TerminalModes(encoded: UnsafeBufferPointer(start: modes, count: modesLength)))
     }
 
     private func openDirectTCPIP(_ message: OpaquePointer) -> Bool {

@@ -5,10 +5,10 @@ import Glibc
 /// slave side open until the program exits: without that, reading the master
 /// before the child has opened its slave would report end of file.
 ///
-/// Terminal modes from the request are not applied: libssh 0.10 does not
-/// expose them to callback users. The kernel's defaults for a new pty
-/// (canonical mode, echo, ^C/^Z/^\ signals, ^? erase) are what OpenSSH
-/// clients send for an ordinary terminal anyway.
+/// The request's terminal modes (`TerminalModes`) are applied to the
+/// slave's termios on top of the kernel's defaults plus IUTF8: clients that
+/// send no modes (paramiko, `ssh -tt` from a pipe) still get a terminal whose
+/// line editing erases whole UTF-8 characters, as on any modern login.
 final class PseudoTerminal {
     let master: Int32
     private var slave: Int32
@@ -44,6 +44,16 @@ final class PseudoTerminal {
     func resize(columns: Int32, rows: Int32, pixelWidth: Int32, pixelHeight: Int32) {
         func clamp(_ v: Int32) -> UInt16 { UInt16(clamping: max(0, v)) }
         _ = tether_pty_set_winsize(master, clamp(rows), clamp(columns), clamp(pixelWidth), clamp(pixelHeight))
+    }
+
+    /// Applies `modes` (after IUTF8 as the default) to the terminal.
+    func apply(_ modes: TerminalModes) {
+        guard slave >= 0 else { return }
+        var settings = termios()
+        guard tcgetattr(slave, &settings) == 0 else { return }
+        settings.c_iflag |= UInt32(IUTF8)
+        modes.apply(to: &settings)
+        _ = tcsetattr(slave, TCSANOW, &settings)
     }
 
     func closeSlave() {

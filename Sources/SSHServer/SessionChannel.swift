@@ -28,10 +28,11 @@ final class SessionChannel: ChannelHandler {
         return true
     }
 
-    override func ptyRequest(term: String, columns: Int32, rows: Int32, pixelWidth: Int32, pixelHeight: Int32)
-        -> Bool
-    {
+    override func ptyRequest(
+        term: String, columns: Int32, rows: Int32, pixelWidth: Int32, pixelHeight: Int32, modes: TerminalModes
+    ) -> Bool {
         guard !started, pty == nil, let terminal = PseudoTerminal.open(term: term) else { return false }
+        terminal.apply(modes)
         terminal.resize(columns: columns, rows: rows, pixelWidth: pixelWidth, pixelHeight: pixelHeight)
         pty = terminal
         return true

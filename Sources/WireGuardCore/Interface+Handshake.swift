@@ -33,7 +33,8 @@ extension Interface {
         var state = peer.initiatorStart
         guard
             let m1 = try? NoiseIKpsk2.writeMessage1(
-                state: &state, ephemeral: ephemeral.key, responderStatic: peer.publicKey,
+                state: &state, ephemeral: ephemeral.key, ephemeralPublic: ephemeral.publicKey,
+                responderStatic: peer.publicKey,
                 initiatorStatic: identity.publicKey, staticStatic: peer.staticStatic,
                 payload: timestamp(now: now).bytes)
         else { return }  // a weak peer key: nothing can ever be sent to it
@@ -119,7 +120,8 @@ extension Interface {
         let ephemeral = SecretKeyBox.generate()
         guard
             let m2 = try? NoiseIKpsk2.writeMessage2(
-                state: &state, ephemeral: ephemeral.key, initiatorEphemeral: m1.ephemeral,
+                state: &state, ephemeral: ephemeral.key, ephemeralPublic: ephemeral.publicKey,
+                initiatorEphemeral: m1.ephemeral,
                 initiatorStatic: read.initiatorStatic, presharedKey: peers[id]!.presharedKey, payload: [])
         else { return .dropped(drop(.handshakeFailed)) }
         // A simultaneous initiation of ours is abandoned, as in the kernel:

@@ -51,7 +51,7 @@ package struct SymmetricState: Sendable {
 
     /// MixKey: (ck, k) = KDF2(ck, input); returns k.
     package mutating func mixKey(_ input: some RawBytes) -> Bytes32 {
-        let (ck, k) = DigestHMAC.kdf2(key: chainingKey, input: input)
+        let (ck, k) = WireGuardKDF.kdf2(key: chainingKey, input: input)
         chainingKey = ck
         return k
     }
@@ -59,7 +59,7 @@ package struct SymmetricState: Sendable {
     /// MixKeyAndHash (Noise §5.2, the psk token): (ck, t, k) = KDF3(ck, psk);
     /// MixHash(t); returns k.
     package mutating func mixKeyAndHash(_ input: some RawBytes) -> Bytes32 {
-        let (ck, t, k) = DigestHMAC.kdf3(key: chainingKey, input: input)
+        let (ck, t, k) = WireGuardKDF.kdf3(key: chainingKey, input: input)
         chainingKey = ck
         mixHash(t)
         return k
@@ -84,7 +84,7 @@ package struct SymmetricState: Sendable {
 
     /// Split (§5.2): the two transport keys, initiator→responder first.
     package func split() -> (initiatorToResponder: Bytes32, responderToInitiator: Bytes32) {
-        let (a, b) = DigestHMAC.kdf2(key: chainingKey, input: [UInt8]())
+        let (a, b) = WireGuardKDF.kdf2(key: chainingKey, input: [UInt8]())
         return (a, b)
     }
 }
@@ -119,12 +119,14 @@ package enum NoiseIKpsk2 {
     }
 
     /// -> e, es, s, ss, payload. `staticStatic` is DH(s_i, S_r), precomputed
-    /// per peer.
+    /// per peer. `ephemeralPublic`, when the caller already has it, saves
+    /// recomputing it (a base-point multiplication).
     package static func writeMessage1(
-        state: inout SymmetricState, ephemeral: borrowing X25519.PrivateKey, responderStatic: X25519.PublicKey,
+        state: inout SymmetricState, ephemeral: borrowing X25519.PrivateKey,
+        ephemeralPublic: X25519.PublicKey? = nil, responderStatic: X25519.PublicKey,
         initiatorStatic: X25519.PublicKey, staticStatic: Bytes32, payload: [UInt8]
     ) throws(NoiseError) -> Message1 {
-        let e = ephemeral.publicKey
+        let e = ephemeralPublic ?? ephemeral.publicKey
         state.mixHash(e)
         _ = state.mixKey(e)
         let esKey = state.mixKey(try dh(ephemeral, responderStatic))
@@ -156,10 +158,11 @@ package enum NoiseIKpsk2 {
 
     /// <- e, ee, se, psk, payload.
     package static func writeMessage2(
-        state: inout SymmetricState, ephemeral: borrowing X25519.PrivateKey, initiatorEphemeral: X25519.PublicKey,
+        state: inout SymmetricState, ephemeral: borrowing X25519.PrivateKey,
+        ephemeralPublic: X25519.PublicKey? = nil, initiatorEphemeral: X25519.PublicKey,
         initiatorStatic: X25519.PublicKey, presharedKey: Bytes32, payload: [UInt8]
     ) throws(NoiseError) -> (ephemeral: X25519.PublicKey, encryptedPayload: [UInt8]) {
-        let e = ephemeral.publicKey
+        let e = ephemeralPublic ?? ephemeral.publicKey
         state.mixHash(e)
         _ = state.mixKey(e)
         _ = state.mixKey(try dh(ephemeral, initiatorEphemeral))

@@ -1,22 +1,29 @@
 /// The peers of an interface, addressed by `PeerID`. Ids are handed out in
-/// order and index an array directly, so the per-packet lookups on the data
-/// path are an array access rather than a hash; removed peers leave a hole.
+/// order from 1 and index an array directly, so the per-packet lookups on
+/// the data path are an array access rather than a hash; removed peers
+/// leave a hole.
 ///
-/// The accessors are kept trivial on purpose: a yield-once coroutine whose
-/// frame outgrows the caller's inline buffer is heap-allocated, and these
-/// run several times per packet.
+/// The subscript uses addressors (a pointer into the array) rather than
+/// `_read`/`_modify` coroutines: a coroutine whose frame outgrows the
+/// caller's inline buffer is heap-allocated, and yielding `slots[i]` copied
+/// the whole `Peer`; these run several times per packet. Slot 0 never holds
+/// a peer, so an id out of range reads it as nil.
 package struct PeerTable: Sendable {
-    private var slots: [Peer?] = []
+    private var slots: [Peer?] = [nil]
     package init() {}
 
     package subscript(id: PeerID) -> Peer? {
-        _read {
+        unsafeAddress {
             let i = Int(id.rawValue)
-            if i < slots.count { yield slots[i] } else { yield nil }
+            return slots.withUnsafeBufferPointer { UnsafePointer($0.baseAddress! + (i < $0.count ? i : 0)) }
         }
         // Only ids this table issued reach here (public entry points check
         // with the read accessor first), so the index is always in range.
-        _modify { yield &slots[Int(id.rawValue)] }
+        unsafeMutableAddress {
+            let i = Int(id.rawValue)
+            precondition(i > 0 && i < slots.count, "PeerTable: id \(i) was never issued")
+            return slots.withUnsafeMutableBufferPointer { $0.baseAddress! + i }
+        }
     }
 
     /// Stores a new peer under `id`, growing the table as needed.

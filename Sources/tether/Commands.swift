@@ -1,7 +1,6 @@
 import Agent
 import ArgumentParser
 import ControlPlane
-import ControlProtocol
 import Logging
 
 import Foundation

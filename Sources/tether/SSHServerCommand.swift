@@ -31,6 +31,9 @@ struct SSHServerCommand: ParsableCommand {
     @Option(help: "Close connections idle this many seconds (0: never).")
     var idleTimeout: Double = 0
 
+    @Option(help: "Close connections older than this many seconds (0: no limit).")
+    var maxSessionDuration: Double = 0
+
     func run() throws {
         guard let colon = listen.lastIndex(of: ":"), let port = UInt16(listen[listen.index(after: colon)...]) else {
             throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:2222")
@@ -51,6 +54,7 @@ struct SSHServerCommand: ParsableCommand {
             motdPath: motd)
         config.keepaliveInterval = keepalive
         config.idleTimeout = idleTimeout
+        config.maxSessionDuration = maxSessionDuration
         config.log = { line in
             let text = Array((line + "\n").utf8)
             _ = text.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }

@@ -1,5 +1,4 @@
 import Agent
-import ControlProtocol
 import Testing
 
 @Suite struct LogBufferTests {
@@ -95,6 +94,24 @@ import Testing
         let resent = r.drain(&again)
         #expect(resent.filter { if case .lifecycle = $0 { true } else { false } }.count == 2)
         #expect(!resent.contains { if case .logs = $0 { true } else { false } })
+    }
+
+    /// The connection skips its log-batching pause while a lifecycle change
+    /// waits, and only then.
+    @Test func unsentLifecycleIsVisibleUntilDrained() {
+        let r = Reporter(session: "s")
+        var c = r.resume(at: 0)
+        #expect(!r.hasUnsentLifecycle(c))
+        #expect(r.setLifecycle(.created))
+        #expect(r.hasUnsentLifecycle(c))
+        _ = r.drain(&c)
+        #expect(!r.hasUnsentLifecycle(c))
+        r.log(source: "x", level: .info, "line")
+        #expect(!r.hasUnsentLifecycle(c))
+        #expect(r.setLifecycle(.starting))
+        #expect(r.hasUnsentLifecycle(c))
+        _ = r.drain(&c)
+        #expect(!r.hasUnsentLifecycle(c))
     }
 }
 

@@ -1,4 +1,4 @@
-import ControlProtocol
+import Agent
 import Foundation
 import HTTPTypes
 import Logging
@@ -22,12 +22,20 @@ import WSClient
             let (status, body) = try await cp.curl(header + [ws])
             #expect(status == 401, "agent endpoint with \(auth ?? "no header") gave \(status)")
             #expect(!String(decoding: body, as: UTF8.self).contains("tth"))
-            // A WebSocket upgrade: refused before any upgrade. hummingbird-websocket
-            // 2.8 answers every refused upgrade with an empty 400 (it does not
-            // let the route choose the status), so 400 is accepted here.
+            // A WebSocket upgrade: refused with 401 before any upgrade.
             let (upgraded, upgradeBody) = try await cp.curl(upgrade + header + [ws])
-            #expect(upgraded == 401 || upgraded == 400, "upgrade with \(auth ?? "no header") gave \(upgraded)")
+            #expect(upgraded == 401, "upgrade with \(auth ?? "no header") gave \(upgraded)")
             #expect(upgradeBody.isEmpty)
+            // The same upgrade as raw bytes: the whole answer is one 401
+            // head with an empty body, then the connection closes.
+            let answer = try await offload {
+                try rawExchange(port: cp.port, ControlProtocolVersion.agentPath, headers: auth.map { ["Authorization: \($0)"] } ?? [])
+            }
+            let text = String(decoding: answer, as: UTF8.self)
+            #expect(text.hasPrefix("HTTP/1.1 401 "), "raw upgrade with \(auth ?? "no header") answered \(text)")
+            #expect(text.lowercased().contains("\r\ncontent-length: 0\r\n"))
+            #expect(text.hasSuffix("\r\n\r\n"), "bytes after the 401 head: \(text)")
+            #expect(!text.lowercased().contains("upgrade"))
         }
         for path in ["/api/v1/workspaces", "/api/v1/users/me", "/api/v1/events"] {
             #expect(try await cp.get(path, token: "tthu_000000000000_" + String(repeating: "0", count: 64)).0 == 401)
@@ -39,6 +47,10 @@ import WSClient
         // A valid agent token still upgrades (101 is reported as 101 by curl).
         let (ok, _) = try await cp.curl(upgrade + ["-H", "Authorization: Bearer \(agentToken)", "--max-time", "2", ws])
         #expect(ok == 101)
+        let accepted = try await offload {
+            try rawExchange(port: cp.port, ControlProtocolVersion.agentPath, headers: ["Authorization: Bearer \(agentToken)"], untilHeadEnds: true)
+        }
+        #expect(String(decoding: accepted, as: UTF8.self).hasPrefix("HTTP/1.1 101 "))
         #expect(try await cp.metrics().contains("tether_auth_failures_total"))
     }
 
@@ -121,5 +133,41 @@ import WSClient
     final class ResultBox: Sendable {
         let mutex = Mutex(RawResult())
         func withLock<R: Sendable>(_ body: (inout RawResult) -> R) -> R { mutex.withLock { body(&$0) } }
+    }
+}
+
+/// Sends a WebSocket upgrade request for `path` as raw bytes on a fresh TCP
+/// connection to 127.0.0.1 and returns every byte of the answer until the
+/// server closes (or, with `untilHeadEnds`, until the response head ends).
+/// A 5 s receive timeout keeps a silent server from hanging the test.
+func rawExchange(port: Int, _ path: String, headers: [String], untilHeadEnds: Bool = false) throws -> [UInt8] {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw HarnessError("socket: errno \(errno)") }
+    defer { close(fd) }
+    var timeout = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = UInt16(port).bigEndian
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw HarnessError("connect: errno \(errno)") }
+    let lines =
+        ["GET \(path) HTTP/1.1", "Host: 127.0.0.1:\(port)", "Connection: Upgrade", "Upgrade: websocket", "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="]
+        + headers
+    let request = Array((lines.joined(separator: "\r\n") + "\r\n\r\n").utf8)
+    guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else {
+        throw HarnessError("send: errno \(errno)")
+    }
+    var answer: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n < 0 { throw HarnessError("recv: errno \(errno) after \(answer.count) bytes (no close)") }
+        if n == 0 { return answer }
+        answer += chunk[..<n]
+        if untilHeadEnds, String(decoding: answer, as: UTF8.self).contains("\r\n\r\n") { return answer }
     }
 }

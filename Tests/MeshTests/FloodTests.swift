@@ -1,3 +1,4 @@
+import CMeshLinux
 import CryptoPrimitives
 import Foundation
 import Mesh
@@ -68,9 +69,14 @@ import WireGuardCore
         while received < 1000, Date() < deadline { received += qb.receive(timeoutMilliseconds: 100).count }
         let drops = b.drops
         print(
-            "flood: sent \(flooder.sent) initiations in \(flooder.elapsed) s; data delivered \(received)/1000; "
+            "flood: sent \(flooder.sent) initiations in \(flooder.elapsed) s (\(Int(flooder.rate))/s); "
+                + "data delivered \(received)/1000; "
                 + "B dropped \(drops.nonzero.map { "\($0.0)=\($0.1)" }.joined(separator: ", "))")
-        #expect(flooder.sent >= 50_000, "the flood ran at tens of thousands per second at least (the rate is printed)")
+        #expect(flooder.sent == 100_000)
+        // The rate is printed; the goal (100k/s) is met on an idle machine,
+        // but a shared CI box can slow the sender, so the test only insists
+        // that the flood was heavy enough to put B under load.
+        #expect(flooder.rate >= 50_000, "the flood ran at tens of thousands per second at least")
         // Loopback UDP may lose a few data packets when the socket buffer
         // overflows under the flood; the session itself must never stall.
         #expect(received >= 850, "data kept flowing")
@@ -79,48 +85,84 @@ import WireGuardCore
     }
 }
 
-/// Sends datagrams to 127.0.0.1:port at a fixed rate from one socket.
+/// Sends datagrams to 127.0.0.1:port at a fixed rate from one socket: the
+/// datagrams are laid out once and sent with `sendmmsg` (the device's own
+/// batch call) 64 at a time, so the rate is bounded by the kernel's UDP
+/// send path, not by per-datagram overhead.
 final class Flooder: @unchecked Sendable {
     let port: UInt16
     let messages: [[UInt8]]
     private(set) var sent = 0
     private(set) var elapsed = 0.0
     private(set) var finished = false
+    static let batch = 64
 
     init(port: UInt16, messages: [[UInt8]]) {
+        precondition(!messages.isEmpty)
         self.port = port
         self.messages = messages
     }
 
+    /// Sends `perSecond × seconds` datagrams on that schedule (catching up
+    /// in batches); `elapsed` says how long it really took.
     func run(perSecond: Int, seconds: Double) {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var bound: UInt16 = 0
+        let fd = tether_udp_open(0, &bound)
+        guard fd >= 0 else {
+            finished = true
+            return
+        }
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        // Messages in one contiguous block; a ring of (pointer, length,
+        // destination) over it, long enough that any batch of 64 starting
+        // at a message index is contiguous.
+        let total = Int(Double(perSecond) * seconds)
+        let ring = max(messages.count, Self.batch) * 2
+        let storage = UnsafeMutableRawBufferPointer.allocate(
+            byteCount: messages.reduce(0) { $0 + $1.count }, alignment: 16)
+        defer { storage.deallocate() }
+        var offsets: [Int] = []
+        var offset = 0
+        for m in messages {
+            offsets.append(offset)
+            m.withUnsafeBytes { (storage.baseAddress! + offset).copyMemory(from: $0.baseAddress!, byteCount: m.count) }
+            offset += m.count
+        }
+        var destination = tether_endpoint()
+        destination.family = 4
+        destination.port = port
+        withUnsafeMutableBytes(of: &destination.address) { $0.copyBytes(from: [127, 0, 0, 1] as [UInt8]) }
+        let pointers: [UnsafePointer<UInt8>?] = (0..<ring).map {
+            UnsafePointer((storage.baseAddress! + offsets[$0 % messages.count]).assumingMemoryBound(to: UInt8.self))
+        }
+        let lengths = (0..<ring).map { UInt32(messages[$0 % messages.count].count) }
+        let destinations = [tether_endpoint](repeating: destination, count: ring)
         let start = Date()
         var count = 0
-        while true {
-            let t = Date().timeIntervalSince(start)
-            if t >= seconds { break }
-            // Catch up to the schedule in bursts.
-            let due = Int(t * Double(perSecond))
-            while count < due {
-                let m = messages[count % messages.count]
-                _ = m.withUnsafeBytes { bytes in
-                    withUnsafePointer(to: &address) {
-                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                            sendto(fd, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        pointers.withUnsafeBufferPointer { pointers in
+            lengths.withUnsafeBufferPointer { lengths in
+                destinations.withUnsafeBufferPointer { destinations in
+                    while count < total {
+                        let t = Date().timeIntervalSince(start)
+                        if t > seconds * 10 { break }  // the socket keeps failing: report what went out
+                        let due = min(total, Int(t * Double(perSecond)) + Self.batch)
+                        while count < due {
+                            let first = count % messages.count
+                            let rc = tether_udp_send_batch(
+                                fd, pointers.baseAddress! + first, lengths.baseAddress! + first,
+                                destinations.baseAddress! + first, UInt32(min(Self.batch, due - count)))
+                            if rc <= 0 { break }  // ENOBUFS and the like: again on the next tick
+                            count += Int(rc)
                         }
+                        if count < total { usleep(100) }
                     }
                 }
-                count += 1
             }
-            usleep(200)
         }
         sent = count
         elapsed = Date().timeIntervalSince(start)
         finished = true
     }
+
+    var rate: Double { elapsed > 0 ? Double(sent) / elapsed : 0 }
 }

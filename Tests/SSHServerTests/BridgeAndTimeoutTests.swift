@@ -5,7 +5,7 @@ import Testing
 
 /// The tunnel-side shape of the server: no user authentication, connections
 /// handed over as the far end of a socketpair (as Netstack will), and the
-/// idle timeout.
+/// idle and maximum session timeouts.
 @Suite(.serialized) struct BridgeAndTimeoutTests {
     /// A loopback TCP port whose connections are copied byte for byte into
     /// `serveBridged` sockets: a stand-in for any other byte stream.
@@ -14,9 +14,10 @@ import Testing
         let log = LogBox()
         let server: SSHServer
 
-        init(idleTimeout: Double) {
+        init(idleTimeout: Double, maxSessionDuration: Double = 0) {
             var configuration = SSHServerConfiguration(hostKeySeed: Bytes32(), authentication: .none)
             configuration.idleTimeout = idleTimeout
+            configuration.maxSessionDuration = maxSessionDuration
             let box = log
             configuration.log = { line in box.lines.withLock { $0.append(line) } }
             server = SSHServer(configuration: configuration)
@@ -88,5 +89,26 @@ import Testing
         #expect(result.status == 255)
         #expect(Date().timeIntervalSince(started) < 10)
         #expect(eventually(5) { bridge.log.lines.withLock { $0.contains { $0.contains("idle for 1 s") } } })
+    }
+
+    /// A connection older than the maximum is closed with a logged reason
+    /// even while it is busy (output keeps the idle timer from firing);
+    /// connections that started later, and new ones, keep working.
+    @Test func sessionsOverTheMaximumAreClosed() throws {
+        let bridge = Bridge(idleTimeout: 0, maxSessionDuration: 3)
+        let started = Date()
+        let busy = try BackgroundProcess(bridge.sshArgs + ["while :; do echo tick; sleep 0.2; done"])
+        defer { busy.stop() }
+        usleep(1_500_000)
+        // Started while the busy one runs; ends by itself in time.
+        let other = try run(bridge.sshArgs + ["sleep 1; echo still-here"], timeout: 30)
+        #expect(other.status == 0)
+        #expect(other.text == "still-here\n")
+        #expect(eventually(10) { bridge.log.lines.withLock { $0.contains { $0.contains("reached the maximum session time of 3 s") } } })
+        #expect(Date().timeIntervalSince(started) < 10)
+        let after = try run(bridge.sshArgs + ["echo after"], timeout: 30)
+        #expect(after.text == "after\n")
+        // Exactly one connection hit the limit: the busy one.
+        #expect(bridge.log.lines.withLock { $0.filter { $0.contains("maximum session time") }.count } == 1)
     }
 }

@@ -105,6 +105,49 @@ import Testing
         #expect(result.text == "ok 5\n", "terminal transcript: \(result.stderr)")
     }
 
+    /// pty-req terminal modes (RFC 4254 §8): the client's own terminal has
+    /// ^T as interrupt, ^H as erase and no IUTF8; `stty -a` on the server's
+    /// pty shows the same. From a pipe the client sends no modes and the
+    /// server's default (IUTF8 on) applies.
+    @Test func terminalModesFollowTheClient() throws {
+        let script = """
+            import os, pty, sys, termios, time
+            pid, fd = pty.fork()
+            if pid == 0:
+                attrs = termios.tcgetattr(0)
+                attrs[0] &= ~getattr(termios, "IUTF8", 0o40000)
+                attrs[6][termios.VINTR] = b"\\x14"
+                attrs[6][termios.VERASE] = b"\\x08"
+                termios.tcsetattr(0, termios.TCSANOW, attrs)
+                os.execvp(sys.argv[1], sys.argv[1:])
+            out = b""
+            while True:
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:
+                    break
+                if not data:
+                    break
+                out += data
+            os.waitpid(pid, 0)
+            sys.stdout.write(out.decode(errors="replace"))
+            """
+        let path = server.directory + "/pty_modes.py"
+        try script.write(toFile: path, atomically: true, encoding: .utf8)
+        let fromTerminal = try run(
+            ["/usr/bin/python3", path, "ssh", "-F", server.config, "-t", "tether-test", "stty -a"], timeout: 60)
+        let settings = fromTerminal.text.split(whereSeparator: { $0 == ";" || $0.isNewline }).map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }
+        #expect(settings.contains("intr = ^T"), "\(fromTerminal.text)")
+        #expect(settings.contains("erase = ^H"), "\(fromTerminal.text)")
+        #expect(fromTerminal.text.contains("-iutf8"), "\(fromTerminal.text)")
+
+        let fromPipe = try server.ssh("stty -a", options: ["-tt"])
+        #expect(fromPipe.text.contains(" iutf8"), "\(fromPipe.text)")
+        #expect(fromPipe.text.contains("intr = ^C"), "\(fromPipe.text)")
+    }
+
     @Test func hushloginSuppressesMotd() throws {
         // exec sessions never print it; a shell does unless ~/.hushlogin.
         let exec = try server.ssh("echo x")

@@ -105,3 +105,50 @@ struct SplitMix {
         return z ^ (z >> 31)
     }
 }
+
+/// RFC 4254 §8 encoded terminal modes.
+@Suite struct TerminalModesTests {
+    private func entry(_ opcode: UInt8, _ value: UInt32) -> [UInt8] {
+        [opcode, UInt8(value >> 24), UInt8(value >> 16 & 0xff), UInt8(value >> 8 & 0xff), UInt8(value & 0xff)]
+    }
+
+    @Test func decodesAndApplies() {
+        // VINTR = ^T, VERASE disabled (255), ECHO off, IUTF8 off, CS7, 38400 baud out.
+        let bytes = entry(1, 0x14) + entry(3, 255) + entry(53, 0) + entry(42, 0) + entry(90, 1) + entry(129, 38400) + [0]
+        let modes = TerminalModes(encoded: bytes)
+        #expect(modes.entries.count == 6)
+        var settings = termios()
+        settings.c_lflag = UInt32(ECHO | ICANON)
+        settings.c_iflag = UInt32(IUTF8 | ICRNL)
+        settings.c_cflag = UInt32(CS8)
+        modes.apply(to: &settings)
+        withUnsafeBytes(of: settings.c_cc) { cc in
+            #expect(cc[Int(VINTR)] == 0x14)
+            #expect(cc[Int(VERASE)] == 0)
+        }
+        #expect(settings.c_lflag == UInt32(ICANON))
+        #expect(settings.c_iflag == UInt32(ICRNL))
+        #expect(settings.c_cflag & UInt32(CSIZE) == UInt32(CS7))
+        #expect(cfgetospeed(&settings) == speed_t(B38400))
+    }
+
+    @Test func stopsAtEndUndefinedOpcodesAndTruncation() {
+        #expect(TerminalModes(encoded: entry(53, 1) + [0] + entry(50, 1)).entries.count == 1)
+        #expect(TerminalModes(encoded: entry(53, 1) + [160, 1, 2, 3, 4] + entry(50, 1)).entries.count == 1)
+        #expect(TerminalModes(encoded: entry(53, 1) + [50, 0, 0]).entries.count == 1)
+        #expect(TerminalModes(encoded: [UInt8]()).entries.isEmpty)
+        // An opcode Linux has no flag for (VSTATUS = 17) is kept but ignored.
+        var settings = termios()
+        TerminalModes(encoded: entry(17, 3)).apply(to: &settings)
+        #expect(withUnsafeBytes(of: settings.c_cc) { $0.allSatisfy { $0 == 0 } })
+    }
+
+    @Test func neverTrapsOnRandomBytes() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let bytes = (0..<Int.random(in: 0..<64, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            var settings = termios()
+            TerminalModes(encoded: bytes).apply(to: &settings)
+        }
+    }
+}

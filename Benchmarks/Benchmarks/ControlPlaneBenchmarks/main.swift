@@ -1,4 +1,4 @@
-import ControlProtocol
+import Agent
 import Foundation
 import HTTPTypes
 import Logging
@@ -18,6 +18,11 @@ import WSClient
 //   3. control plane CPU and memory with 1,000 simulated agents each
 //      reporting metadata every second (simulated in this process over
 //      real WebSockets; the figures are the server process's own).
+//
+// Beside 1 and 2, the same figures of a reference: ReferenceProcess, the
+// smallest Swift program that links Foundation, built next to this one
+// with the same flags (the floor any Swift agent starts from). Every
+// figure is printed with the load average at the time it was taken.
 //
 // TETHER_BIN names the `tether` binary (scripts/bench.sh builds it in
 // release); BENCH_AGENTS and BENCH_SECONDS scale scenario 3.
@@ -39,6 +44,47 @@ func row(_ name: String, _ ours: Double, _ goal: Double) {
 }
 
 func figure(_ name: String, _ value: Double) { print(pad("  " + name, 64) + num(value)) }
+
+func loadAverage() -> String {
+    let text = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?"
+    return "load average " + text.split(separator: " ").prefix(3).joined(separator: " ")
+}
+
+/// A reference figure beside ours: its value and ours / reference.
+func reference(_ name: String, _ ref: Double, ours: Double) {
+    print(pad("  reference: " + name, 64) + num(ref) + "    ours/reference " + String(format: "%.2f", ours / ref))
+}
+
+/// ReferenceProcess, built beside this executable.
+let referenceBinary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("ReferenceProcess").path
+
+/// Starts ReferenceProcess; returns its spawn-to-first-line time (ms) and,
+/// if asked, its resident memory (MiB) after `settle` seconds.
+func runReference(measureMemoryAfter settle: UInt32? = nil) throws -> (ms: Double, rssMiB: Double) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: referenceBinary)
+    let input = Pipe()
+    let output = Pipe()
+    p.standardInput = input
+    p.standardOutput = output
+    let started = ContinuousClock.now
+    try p.run()
+    var first = Data()
+    while !first.contains(UInt8(ascii: "\n")) {
+        let chunk = output.fileHandleForReading.availableData
+        if chunk.isEmpty { break }
+        first += chunk
+    }
+    let elapsed = ContinuousClock.now - started
+    var rss = 0.0
+    if let settle {
+        sleep(settle)
+        rss = procStatus(p.processIdentifier, "VmRSS") / 1024
+    }
+    try input.fileHandleForWriting.close()
+    p.waitUntilExit()
+    return (Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000, rss)
+}
 
 func shell(_ path: String, _ args: [String], env extra: [String: String] = [:], output: String? = nil) throws -> Process {
     let p = Process()
@@ -85,7 +131,9 @@ func freePort() -> Int {
 func procStatus(_ pid: Int32, _ field: String) -> Double {
     let text = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
     for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
-        return Double(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
+        // "Name:\t  value kB" or "Name:\tvalue": tabs and spaces both separate.
+        let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        return fields.count > 1 ? Double(fields[1]) ?? 0 : 0
     }
     return 0
 }
@@ -151,6 +199,10 @@ defer { cp.stop() }
 let agent = try cp.create(WorkspaceSpec(name: "bench", agents: [AgentSpec(name: "main", scripts: [ScriptSpec(displayName: "trivial", script: "true", runOnStart: true)])]))["main"]!
 var readyTimes: [Double] = []
 var idleRSS = 0.0
+var idleAnon = 0.0
+var idleFile = 0.0
+var idleThreads = 0.0
+var idleLoad = ""
 for run in 0..<10 {
     let spawned = nowMillis()
     let p = try shell(tether, ["agent", "--url", cp.url, "--log-level", "warning"], env: ["TETHER_AGENT_TOKEN": agent.1, "TETHER_AGENT_LOG_DIR": cp.dir + "/agent"], output: cp.dir + "/agent-\(run).log")
@@ -165,13 +217,33 @@ for run in 0..<10 {
     if run == 0 {
         sleep(5)  // idle and connected: stats, ports and pings only
         idleRSS = procStatus(p.processIdentifier, "VmRSS") / 1024
+        idleAnon = procStatus(p.processIdentifier, "RssAnon") / 1024
+        idleFile = procStatus(p.processIdentifier, "RssFile") / 1024
+        idleThreads = procStatus(p.processIdentifier, "Threads")
+        idleLoad = loadAverage()
     }
     kill(p.processIdentifier, SIGTERM)
     p.waitUntilExit()
 }
+let readyLoad = loadAverage()
+let referenceRSS = try runReference(measureMemoryAfter: 2).rssMiB
+let referenceLoad = loadAverage()
+var referenceTimes = try (0..<10).map { _ in try runReference().ms }
+referenceTimes.sort()
+let referenceTimeLoad = loadAverage()
+
 row("agent resident memory, idle and connected (MiB)", idleRSS, 15)
+print("    (\(idleLoad))")
+figure("of which anonymous (MiB)", idleAnon)
+figure("of which file-backed: code and data of binary and libraries (MiB)", idleFile)
+figure("threads", idleThreads)
+reference("minimal Swift process linking Foundation (MiB)", referenceRSS, ours: idleRSS)
+print("    (\(referenceLoad))")
 readyTimes.sort()
 row("agent start to ready, trivial start script, median of 10 (ms)", readyTimes[readyTimes.count / 2], 100)
+print("    (\(readyLoad); all 10: \(readyTimes.map { Int($0) }))")
+reference("same process, spawn to first line, median of 10 (ms)", referenceTimes[referenceTimes.count / 2], ours: readyTimes[readyTimes.count / 2])
+print("    (\(referenceTimeLoad); all 10: \(referenceTimes.map { Int($0) }))")
 
 // 3: 1,000 simulated agents, metadata every second.
 var tokens: [String] = []
@@ -230,7 +302,7 @@ await withTaskGroup(of: Void.self) { group in
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         let cpu = (cpuSeconds(serverPID) - cpu0) / seconds * 100
         let rate = Double(sent.load(ordering: .relaxed) - sent0) / seconds
-        print("control plane with \(connected.load(ordering: .relaxed)) of \(agentTokens.count) simulated agents connected, over \(loadSeconds) s:")
+        print("control plane with \(connected.load(ordering: .relaxed)) of \(agentTokens.count) simulated agents connected, over \(loadSeconds) s (\(loadAverage())):")
         figure("metadata results sent per second", rate)
         figure("server CPU, % of one core", cpu)
         figure("server resident memory (MiB)", procStatus(serverPID, "VmRSS") / 1024)

@@ -47,5 +47,14 @@ public protocol PacketEnd: AnyObject, Sendable {
     ) -> [Int]
     /// Delivers one decrypted packet.
     func writePacket(_ packet: UnsafeRawBufferPointer)
+    /// Delivers `count` decrypted packets in order (a TUN device with
+    /// offload joins TCP segments here); by default one `writePacket` each.
+    func writePackets(count: Int, packet: (Int) -> UnsafeRawBufferPointer)
     var mtu: Int { get }
+}
+
+extension PacketEnd {
+    public func writePackets(count: Int, packet: (Int) -> UnsafeRawBufferPointer) {
+        for i in 0..<count { writePacket(packet(i)) }
+    }
 }

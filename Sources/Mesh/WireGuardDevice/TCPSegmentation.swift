@@ -18,11 +18,11 @@ package enum TCPSegmentation {
     package static let gsoECN: UInt8 = 0x80
 
     package struct VirtioHeader {
-        var flags: UInt8
-        var gsoType: UInt8
-        var gsoSize: Int
-        var checksumStart: Int
-        var checksumOffset: Int
+        package var flags: UInt8
+        package var gsoType: UInt8
+        package var gsoSize: Int
+        package var checksumStart: Int
+        package var checksumOffset: Int
 
         package init(_ b: UnsafeRawBufferPointer) {
             flags = b[0]

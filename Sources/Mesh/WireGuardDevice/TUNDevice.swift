@@ -20,6 +20,10 @@ public final class TUNDevice: PacketEnd, @unchecked Sendable {
     private let fd: Int32
     /// Only the device's send thread reads, so one scratch buffer suffices.
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536 + 128, alignment: 64)
+    /// Only the device's receive thread writes batches: where TCP segments
+    /// are joined (`TCPCoalescing`).
+    private let coalesced = UnsafeMutableRawBufferPointer.allocate(
+        byteCount: TCPSegmentation.virtioHeaderSize + TCPCoalescing.maxLength, alignment: 64)
     private var pending: (length: Int, layout: TCPSegmentation.Layout, gsoSize: Int, next: Int, count: Int)?
 
     public struct OpenError: Error, CustomStringConvertible {
@@ -51,6 +55,7 @@ public final class TUNDevice: PacketEnd, @unchecked Sendable {
     deinit {
         close(fd)
         scratch.deallocate()
+        coalesced.deallocate()
     }
 
     public func readPackets(
@@ -114,6 +119,22 @@ public final class TUNDevice: PacketEnd, @unchecked Sendable {
             if n > 0 { lengths.append(n) }
         }
         pending = p.next < p.count ? p : nil
+    }
+
+    /// With offload, runs of segments of one TCP flow go down as one
+    /// super-packet each: one system call and one pass of the kernel's TCP
+    /// receive for up to 64 segments.
+    public func writePackets(count: Int, packet: (Int) -> UnsafeRawBufferPointer) {
+        guard offload else {
+            for i in 0..<count { writePacket(packet(i)) }
+            return
+        }
+        TCPCoalescing.coalesce(count: count, packet: packet, scratch: coalesced) { output in
+            switch output {
+            case .single(let index): writePacket(packet(index))
+            case .coalesced(let bytes, _): _ = write(fd, bytes.baseAddress, bytes.count)
+            }
+        }
     }
 
     public func writePacket(_ packet: UnsafeRawBufferPointer) {

@@ -35,6 +35,8 @@ public final class WireGuardDevice: @unchecked Sendable {
     private let stoppedThreads = Atomic<Int>(0)
     private static let threadCount = 4
     private let workers: Int
+    /// Mesh's datagram path (disco, STUN, DERP); nil: the plain socket.
+    let datagramPath = Mutex<(any DatagramPath)?>(nil)
 
     /// Starts with a random private key ("no key" for the UAPI) unless one
     /// is given, like wireguard-go before `wg set … private-key`.
@@ -130,11 +132,11 @@ public final class WireGuardDevice: @unchecked Sendable {
         settings.withLock { $0.listenPort = fresh.port }
     }
 
-    private var currentSocket: DeviceUDPSocket { socket.withLock { $0 } }
+    var currentSocket: DeviceUDPSocket { socket.withLock { $0 } }
 
     func flushOutgoing() {
         let out = core.withLock { $0.takeOutgoing() }
-        currentSocket.send(out)
+        send(out, on: currentSocket)
     }
 
     // MARK: receive
@@ -143,6 +145,7 @@ public final class WireGuardDevice: @unchecked Sendable {
         let batch = PacketBatch(count: Self.batchSize)
         var datagrams: [DeviceUDPSocket.Received] = []
         var jobs: [(datagram: Int, job: WireGuardCore.OpenJob)] = []
+        var deliveries: [(slot: Int, range: Range<Int>)] = []
         // With UDP GRO one slot may hold up to 64 KiB of datagrams.
         let maxDatagrams = Self.batchSize * 64
         let plaintexts = UnsafeMutableBufferPointer<Range<Int>?>.allocate(capacity: maxDatagrams)
@@ -150,6 +153,7 @@ public final class WireGuardDevice: @unchecked Sendable {
         while isRunning {
             let udp = currentSocket
             udp.receive(into: batch, datagrams: &datagrams, timeoutMilliseconds: 100)
+            filterReceived(&datagrams, in: batch)
             guard !datagrams.isEmpty else { continue }
             let now = DeviceClock.now()
             jobs.removeAll(keepingCapacity: true)
@@ -178,7 +182,7 @@ public final class WireGuardDevice: @unchecked Sendable {
                 return c.takeOutgoing()
             }
             if queuedHandshakes { handshakeReady.signal() }
-            udp.send(outgoing)
+            send(outgoing, on: udp)
             guard !jobs.isEmpty else { continue }
 
             // Decrypt in parallel, in place.
@@ -190,7 +194,7 @@ public final class WireGuardDevice: @unchecked Sendable {
             }
 
             // Finish in arrival order; deliver.
-            var deliveries: [(slot: Int, range: Range<Int>)] = []
+            deliveries.removeAll(keepingCapacity: true)
             let more: [OutgoingDatagram] = core.withLock { c in
                 for (k, (index, job)) in jobList.enumerated() {
                     let d = list[index]
@@ -201,10 +205,11 @@ public final class WireGuardDevice: @unchecked Sendable {
                 }
                 return c.takeOutgoing()
             }
-            for (slot, range) in deliveries {
-                end.writePacket(UnsafeRawBufferPointer(rebasing: batch.slot(slot)[range]))
+            let delivered = deliveries
+            end.writePackets(count: delivered.count) { k in
+                UnsafeRawBufferPointer(rebasing: batch.slot(delivered[k].slot)[delivered[k].range])
             }
-            udp.send(more)
+            send(more, on: udp)
         }
     }
 
@@ -227,7 +232,7 @@ public final class WireGuardDevice: @unchecked Sendable {
                     }
                     return c.takeOutgoing()
                 }
-                currentSocket.send(out)
+                send(out, on: currentSocket)
                 if !isRunning { break }
             }
         }
@@ -262,7 +267,7 @@ public final class WireGuardDevice: @unchecked Sendable {
                 return c.takeOutgoing()
             }
             let udp = currentSocket
-            udp.send(outgoing)  // handshake initiations first
+            send(outgoing, on: udp)  // handshake initiations first
             guard !jobs.isEmpty else { continue }
             let jobList = jobs
             parallel(jobList.count) { k in
@@ -276,7 +281,7 @@ public final class WireGuardDevice: @unchecked Sendable {
                 guard let range = sealed[k] else { continue }
                 datagrams.append((UnsafeRawBufferPointer(rebasing: batch.slot(slot)[range]), job.endpoint))
             }
-            udp.send(datagrams, scratch: coalesced)
+            send(datagrams, scratch: coalesced, on: udp)
         }
     }
 
@@ -291,7 +296,7 @@ public final class WireGuardDevice: @unchecked Sendable {
                     c.updateTimers(now: now)
                     return c.takeOutgoing()
                 }
-                currentSocket.send(out)
+                send(out, on: currentSocket)
                 continue
             }
             let wait = deadline.map { min(100, max(1, Int(($0 - now).nanoseconds / 1_000_000))) } ?? 100

@@ -88,6 +88,29 @@ public final class NetStack: Sendable {
         packet.withUnsafeBytes { input($0) }
     }
 
+    /// Feeds a batch of IP packets under one lock. Connections are serviced
+    /// once after the whole batch: in-order segments coalesce in the receive
+    /// buffer behind one ACK, and a run of ACKs releases one burst. Links
+    /// that read several packets at a time (recvmmsg, a queue) should use it.
+    public func input(_ packets: [[UInt8]]) {
+        guard !packets.isEmpty else { return }
+        withCore { core, now in
+            core.beginBatch()
+            for p in packets { p.withUnsafeBytes { core.input($0, now: now) } }
+            core.endBatch(now: now)
+        }
+    }
+
+    /// Feeds a batch of packets that live in caller buffers (no copies into arrays).
+    public func input(_ packets: [UnsafeRawBufferPointer]) {
+        guard !packets.isEmpty else { return }
+        withCore { core, now in
+            core.beginBatch()
+            for p in packets { core.input(p, now: now) }
+            core.endBatch(now: now)
+        }
+    }
+
     /// Counters of what came in and what was dropped why.
     package var counters: StackCore.Counters { state.withLock { $0.core.counters } }
 
@@ -144,10 +167,14 @@ public final class NetStack: Sendable {
         return result
     }
 
-    /// Suspends until `ready` holds on the core, re-checking after every change to `key`.
-    func wait(_ key: WaitKey, until ready: (inout StackCore) -> Bool) async {
+    /// Suspends until `ready` holds on the core, re-checking after every change
+    /// to `key`. False if the stack stopped instead.
+    @discardableResult
+    func wait(_ key: WaitKey, until ready: (inout StackCore) -> Bool) async -> Bool {
         while true {
-            if state.withLock({ s in !s.running || ready(&s.core) }) { return }
+            let (running, isReady) = state.withLock { s in (s.running, s.running && ready(&s.core)) }
+            if !running { return false }
+            if isReady { return true }
             await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
                 let immediate = state.withLock { s -> Bool in
                     if !s.running || ready(&s.core) { return true }

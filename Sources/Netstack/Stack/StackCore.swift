@@ -79,6 +79,15 @@ package struct StackCore {
     private var forwarderSynReceived = 0
     private var timeWaitCount = 0
     private var rng: any RandomNumberGenerator
+    /// Connections whose queues hold storage, checked every `bufferTrimInterval`.
+    private var buffered: Set<ConnectionID> = []
+    /// Between `beginBatch` and `endBatch`: connections that received
+    /// segments and are serviced once at the end of the batch.
+    private var batching = false
+    private var deferredService: [ConnectionID] = []
+    private var deferredSet: Set<ConnectionID> = []
+    private var nextBufferTrim: NetInstant?
+    static let bufferTrimInterval: Duration = .milliseconds(50)
 
     static let maximumUDPQueueBytes = 1 << 20
     static let maximumTimeWait = 16 * 1024
@@ -100,10 +109,27 @@ package struct StackCore {
 
     package var connectionCount: Int { slots.count }
     package var nextDeadline: NetInstant? {
-        mutating get { timers.earliest() }
+        mutating get { .earliest(timers.earliest(), nextBufferTrim) }
     }
 
     // MARK: Input
+
+    /// Starts a batch of `input` calls: connections are serviced (ACKs and
+    /// new data sent, timers rescheduled) once at `endBatch` rather than after
+    /// every segment, as receive offload does in a kernel. One ACK then
+    /// answers a run of in-order segments and one ACK-clocked burst answers a
+    /// run of ACKs; RFC 5681 §4.2's "ACK every second segment" is a SHOULD
+    /// that stretch ACKs of this kind relax (RFC 2525 §2.13 notes Linux's).
+    package mutating func beginBatch() {
+        batching = true
+    }
+
+    package mutating func endBatch(now: NetInstant) {
+        batching = false
+        for id in deferredService { service(id, now: now) }
+        deferredService.removeAll(keepingCapacity: true)
+        deferredSet.removeAll(keepingCapacity: true)
+    }
 
     package mutating func input(_ bytes: UnsafeRawBufferPointer, now: NetInstant) {
         counters.packetsIn += 1
@@ -137,16 +163,19 @@ package struct StackCore {
         let key = ConnectionKey(
             local: SocketAddress(ip.destination, repr.destinationPort),
             remote: SocketAddress(ip.source, repr.sourcePort))
-        if let id = table[key], var slot = slots[id] {
+        if let id = table[key], let index = slots.index(forKey: id) {
             // RFC 9293 §3.10.7.4 / RFC 6191: a new SYN may reopen a connection in TIME_WAIT
             // if its sequence number is beyond the old one's.
-            let reuse =
-                slot.connection.state == .timeWait && repr.control == .syn && repr.acknowledgmentNumber == nil
-                && repr.sequenceNumber > slot.connection.rcvNxt
+            let reuse = slots.values[index].connection.state == .timeWait && repr.control == .syn
+                && repr.acknowledgmentNumber == nil && repr.sequenceNumber > slots.values[index].connection.rcvNxt
             if !reuse {
-                slot.connection.receive(repr, payload: segment.payload, now: now)
-                slots[id] = slot
-                service(id, now: now)
+                // In place: a copy of the slot would share, then copy, the connection's buffers.
+                slots.values[index].connection.receive(repr, payload: segment.payload, now: now)
+                if batching && !slots.values[index].connection.needsPromptService {
+                    if deferredSet.insert(id).inserted { deferredService.append(id) }
+                } else {
+                    service(id, now: now)
+                }
                 return
             }
             remove(id)
@@ -220,11 +249,12 @@ package struct StackCore {
     /// After any event on a connection: send what it wants to send, move it
     /// along the accept path, reschedule its timer, reclaim it when done.
     private mutating func service(_ id: ConnectionID, now: NetInstant) {
-        guard var slot = slots[id] else { return }
-        let wasTimeWait = slot.connection.state == .timeWait
-        while let out = slot.connection.nextSegment(now: now) {
-            emitTCP(slot.connection, out)
+        guard let index = slots.index(forKey: id) else { return }
+        let wasTimeWait = slots.values[index].connection.state == .timeWait
+        while let out = slots.values[index].connection.nextSegment(now: now) {
+            emitTCP(index, out)
         }
+        let slot = slots.values[index]
         if !wasTimeWait && slot.connection.state == .timeWait {
             timeWaitCount += 1
         }
@@ -240,12 +270,14 @@ package struct StackCore {
                 forwardedConnections.append(id)
             }
         }
-        slots[id] = slot
         if slot.connection.isClosed && !slot.hasHandle {
             remove(id)
             return
         }
         timers.schedule(id, at: slot.connection.nextDeadline)
+        if slot.connection.bufferCapacity > 0 && buffered.insert(id).inserted && nextBufferTrim == nil {
+            nextBufferTrim = now + Self.bufferTrimInterval
+        }
         if timeWaitCount > Self.maximumTimeWait { reclaimOneTimeWait() }
     }
 
@@ -260,21 +292,34 @@ package struct StackCore {
 
     package mutating func handleTimers(now: NetInstant) {
         for id in timers.popDue(now: now) {
-            guard var slot = slots[id] else { continue }
-            slot.connection.handleTimers(now: now)
-            slots[id] = slot
+            guard let index = slots.index(forKey: id) else { continue }
+            slots.values[index].connection.handleTimers(now: now)
             service(id, now: now)
         }
+        if let t = nextBufferTrim, t <= now { releaseIdleBuffers(now: now) }
+    }
+
+    /// Frees the queues of connections that went idle, so idle connections
+    /// cost no buffer memory while busy ones keep theirs.
+    private mutating func releaseIdleBuffers(now: NetInstant) {
+        for id in buffered {
+            guard let index = slots.index(forKey: id) else {
+                buffered.remove(id)
+                continue
+            }
+            if !slots.values[index].connection.releaseIdleBuffers() { buffered.remove(id) }
+        }
+        nextBufferTrim = buffered.isEmpty ? nil : now + Self.bufferTrimInterval
     }
 
     // MARK: Output
 
     /// Builds IP packets for one output of a connection, splitting payloads
     /// larger than the segment size (segmentation offload in software).
-    private mutating func emitTCP(_ c: TCPConnection, _ out: TCPOutput) {
+    private mutating func emitTCP(_ index: Dictionary<ConnectionID, Slot>.Index, _ out: TCPOutput) {
         let total = out.repr.payloadLength
         if total <= out.segmentSize || out.segmentSize <= 0 {
-            emitTCPPacket(c, out, repr: out.repr, offset: 0)
+            emitTCPPacket(index, out, repr: out.repr, offset: 0)
             return
         }
         var offset = 0
@@ -288,27 +333,31 @@ package struct StackCore {
                 piece.control = .none
                 piece.push = false
             }
-            emitTCPPacket(c, out, repr: piece, offset: offset)
+            emitTCPPacket(index, out, repr: piece, offset: offset)
             offset += n
         }
     }
 
-    private mutating func emitTCPPacket(_ c: TCPConnection, _ out: TCPOutput, repr: TCPRepr, offset: Int) {
+    private mutating func emitTCPPacket(
+        _ index: Dictionary<ConnectionID, Slot>.Index, _ out: TCPOutput, repr: TCPRepr, offset: Int
+    ) {
+        let key = slots.values[index].key
         guard
             var ip = IPRepr(
-                source: c.local.address, destination: c.remote.address, protocolNumber: .tcp, payloadLength: 0)
+                source: key.local.address, destination: key.remote.address, protocolNumber: .tcp, payloadLength: 0)
         else { return }
         ip.payloadLength = repr.bufferLength
-        var packet = [UInt8](repeating: 0, count: ip.bufferLength)
-        packet.withUnsafeMutableBytes { buf in
+        let packet = [UInt8](unsafeUninitializedCapacity: ip.bufferLength) { raw, initialized in
+            let buf = UnsafeMutableRawBufferPointer(raw)
             let t = UnsafeMutableRawBufferPointer(rebasing: buf[ip.headerLength...])
             if repr.payloadLength > 0 {
-                c.copyPayload(
+                slots.values[index].connection.copyPayload(
                     out, offset: offset, count: repr.payloadLength,
                     into: UnsafeMutableRawBufferPointer(rebasing: t[repr.headerLength...]))
             }
             repr.emit(into: t, source: ip.source, destination: ip.destination)
             ip.emit(into: buf)
+            initialized = raw.count
         }
         outbound.append(packet)
         counters.packetsOut += 1
@@ -419,9 +468,8 @@ package struct StackCore {
     package mutating func withConnection<R>(
         _ id: ConnectionID, now: NetInstant, _ body: (inout TCPConnection) -> R
     ) -> R? {
-        guard var slot = slots[id] else { return nil }
-        let r = body(&slot.connection)
-        slots[id] = slot
+        guard let index = slots.index(forKey: id) else { return nil }
+        let r = body(&slots.values[index].connection)
         service(id, now: now)
         return r
     }
@@ -431,11 +479,56 @@ package struct StackCore {
     }
 
     package mutating func read(_ id: ConnectionID, into buffer: UnsafeMutableRawBufferPointer, now: NetInstant) -> Int {
-        guard var slot = slots[id] else { return 0 }
-        let n = slot.connection.read(into: buffer)
-        slots[id] = slot
-        if slot.connection.ackNow { service(id, now: now) }
+        guard let index = slots.index(forKey: id) else { return 0 }
+        let n = slots.values[index].connection.read(into: buffer)
+        if slots.values[index].connection.ackNow { service(id, now: now) }
         return n
+    }
+
+    /// What a reader needs to know, without copying the connection.
+    package struct ReadStatus {
+        package var readable: Int
+        package var atEnd: Bool
+        package var closed: Bool
+        package var error: NetstackError.Kind?
+    }
+
+    package func readStatus(_ id: ConnectionID) -> ReadStatus? {
+        guard let index = slots.index(forKey: id) else { return nil }
+        let c = slots.values[index].connection
+        return ReadStatus(readable: c.readableBytes, atEnd: c.isReadAtEnd, closed: c.isClosed, error: c.error)
+    }
+
+    package func readableBytes(_ id: ConnectionID) -> Int {
+        guard let index = slots.index(forKey: id) else { return 0 }
+        return slots.values[index].connection.readableBytes
+    }
+
+    /// Why a write cannot proceed: the connection's error, or `.closed`; nil if it can.
+    package func writeError(_ id: ConnectionID) -> NetstackError.Kind? {
+        guard let index = slots.index(forKey: id) else { return .closed }
+        let c = slots.values[index].connection
+        if let e = c.error { return e }
+        return c.isWriteClosed ? .closed : nil
+    }
+
+    /// A writer should look again: there is room, or writing became impossible.
+    package func writeReady(_ id: ConnectionID) -> Bool {
+        guard let index = slots.index(forKey: id) else { return true }
+        let c = slots.values[index].connection
+        return c.canWrite || c.isWriteClosed || c.isClosed
+    }
+
+    /// Everything written was acknowledged, or the connection ended.
+    package func flushed(_ id: ConnectionID) -> Bool {
+        guard let index = slots.index(forKey: id) else { return true }
+        let c = slots.values[index].connection
+        return c.unacknowledgedBytes == 0 || c.isClosed
+    }
+
+    package func connectionError(_ id: ConnectionID) -> NetstackError.Kind? {
+        guard let index = slots.index(forKey: id) else { return nil }
+        return slots.values[index].connection.error
     }
 
     package mutating func shutdownWrite(_ id: ConnectionID, now: NetInstant) {

@@ -19,7 +19,7 @@ public final class TCPStream: Sendable {
     }
 
     private enum ReadOutcome {
-        case data([UInt8])
+        case data(Int)
         case end
         case failure(NetstackError.Kind)
         case wait
@@ -27,29 +27,45 @@ public final class TCPStream: Sendable {
 
     /// Up to `maximumCount` bytes; an empty array means the peer finished sending.
     public func read(maximumCount: Int = 64 * 1024) async throws(NetstackError) -> [UInt8] {
+        var out = [UInt8]()
+        try await readLoop { core, now in
+            let n = Swift.min(maximumCount, core.readableBytes(id))
+            out = [UInt8](unsafeUninitializedCapacity: n) { buf, initialized in
+                initialized = core.read(id, into: UnsafeMutableRawBufferPointer(buf), now: now)
+            }
+            return out.count
+        }
+        return out
+    }
+
+    /// Moves up to `buffer.count` received bytes into `buffer` without an
+    /// intermediate array; returns how many, 0 once the peer finished sending.
+    public func read(into buffer: UnsafeMutableRawBufferPointer) async throws(NetstackError) -> Int {
+        guard buffer.count > 0 else { return 0 }
+        return try await readLoop { core, now in core.read(id, into: buffer, now: now) }
+    }
+
+    /// Waits for readable bytes (or the end) and moves them with `take`.
+    private func readLoop(_ take: (inout StackCore, NetInstant) -> Int) async throws(NetstackError) -> Int {
         while true {
             let outcome: ReadOutcome = stack.withCore { core, now in
-                guard let c = core.connection(id) else { return .failure(.closed) }
-                if c.readableBytes > 0 {
-                    var out = [UInt8](repeating: 0, count: Swift.min(maximumCount, c.readableBytes))
-                    let n = out.withUnsafeMutableBytes { core.read(id, into: $0, now: now) }
-                    out.removeLast(out.count - n)
-                    return .data(out)
-                }
-                if c.isReadAtEnd { return .end }
-                if let e = c.error { return .failure(e) }
-                if c.isClosed { return .end }
+                guard let status = core.readStatus(id) else { return .failure(.closed) }
+                if status.readable > 0 { return .data(take(&core, now)) }
+                if status.atEnd { return .end }
+                if let e = status.error { return .failure(e) }
+                if status.closed { return .end }
                 return .wait
             }
             switch outcome {
-            case .data(let d): return d
-            case .end: return []
+            case .data(let n): return n
+            case .end: return 0
             case .failure(let k): throw NetstackError(k, "read from \(remoteAddress)")
             case .wait:
-                await stack.wait(.connection(id)) { core in
-                    guard let c = core.connection(id) else { return true }
-                    return c.readableBytes > 0 || c.isReadAtEnd || c.isClosed
+                let running = await stack.wait(.connection(id)) { core in
+                    guard let s = core.readStatus(id) else { return true }
+                    return s.readable > 0 || s.atEnd || s.closed
                 }
+                if !running { throw NetstackError(.closed, "read from \(remoteAddress): stack stopped") }
             }
         }
     }
@@ -59,9 +75,7 @@ public final class TCPStream: Sendable {
         var offset = 0
         while offset < bytes.count {
             let r: Result<Int, NetstackError> = stack.withCore { core, now in
-                guard let c = core.connection(id) else { return .failure(NetstackError(.closed)) }
-                if let e = c.error { return .failure(NetstackError(e)) }
-                if c.isWriteClosed { return .failure(NetstackError(.closed)) }
+                if let e = core.writeError(id) { return .failure(NetstackError(e)) }
                 let n = bytes.withUnsafeBytes {
                     core.write(id, UnsafeRawBufferPointer(rebasing: $0[offset...]), now: now)
                 }
@@ -72,10 +86,10 @@ public final class TCPStream: Sendable {
             case .success(let n):
                 offset += n
                 if offset < bytes.count {
-                    await stack.wait(.connection(id)) { core in
-                        guard let c = core.connection(id) else { return true }
-                        return c.canWrite || c.isWriteClosed || c.isClosed
+                    let running = await stack.wait(.connection(id)) { core in
+                        core.writeReady(id)
                     }
+                    if !running { throw NetstackError(.closed, "write to \(remoteAddress): stack stopped") }
                 }
             }
         }
@@ -83,11 +97,11 @@ public final class TCPStream: Sendable {
 
     /// Waits until the peer acknowledged everything written (or the connection ended).
     public func flush() async throws(NetstackError) {
-        await stack.wait(.connection(id)) { core in
-            guard let c = core.connection(id) else { return true }
-            return c.unacknowledgedBytes == 0 || c.isClosed
+        let running = await stack.wait(.connection(id)) { core in
+            core.flushed(id)
         }
-        if let e = stack.withCore({ core, _ in core.connection(id)?.error }) {
+        if !running { throw NetstackError(.closed, "flush to \(remoteAddress): stack stopped") }
+        if let e = stack.withCore({ core, _ in core.connectionError(id) }) {
             throw NetstackError(e, "flush to \(remoteAddress)")
         }
     }
@@ -149,9 +163,10 @@ public final class TCPListener: Sendable {
                 return TCPStream(stack: stack, id: id, local: local, remote: remote)
             case .some(.none): throw NetstackError(.closed, "listener on port \(port)")
             case .none:
-                await stack.wait(.listener(port)) { [port] core in
+                let running = await stack.wait(.listener(port)) { [port] core in
                     !core.isListening(port: port) || core.hasPendingAccept(port: port)
                 }
+                if !running { throw NetstackError(.closed, "listener on port \(port): stack stopped") }
             }
         }
     }
@@ -197,9 +212,10 @@ public final class UDPSocket: Sendable {
                 return UDPMessage(source: d.source, destination: d.destination, payload: d.payload)
             case .some(.none): throw NetstackError(.closed, "udp port \(port)")
             case .none:
-                await stack.wait(.udp(port)) { [port] core in
+                let running = await stack.wait(.udp(port)) { [port] core in
                     !core.isBoundUDP(port: port) || core.hasQueuedUDP(port: port)
                 }
+                if !running { throw NetstackError(.closed, "udp port \(port): stack stopped") }
             }
         }
     }

@@ -46,22 +46,36 @@
             }
         }
 
-        /// Starts the reader thread that hands every packet to `stack`.
+        /// Starts the reader thread that hands every packet to `stack`. After
+        /// each wake-up it reads whatever is queued (up to `readBatch`
+        /// packets, non-blocking) and gives the stack the whole batch at once.
         public func start(delivering stack: NetStack) {
             let fd = fd
             let running = running
-            let mtu = mtu
+            let slot = Swift.max(mtu, 65536)
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             startThread {
-                var buffer = [UInt8](repeating: 0, count: Swift.max(mtu, 65536))
+                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: slot * Self.readBatch, alignment: 16)
+                defer { buffer.deallocate() }
+                var packets: [UnsafeRawBufferPointer] = []
+                packets.reserveCapacity(Self.readBatch)
                 var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
                 while running.withLock({ $0 }) {
                     guard poll(&pfd, 1, 100) > 0 else { continue }
-                    let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                    if n <= 0 { continue }
-                    buffer.withUnsafeBytes { stack.input(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                    packets.removeAll(keepingCapacity: true)
+                    while packets.count < Self.readBatch {
+                        let start = buffer.baseAddress! + packets.count * slot
+                        let n = read(fd, start, slot)
+                        if n <= 0 { break }
+                        packets.append(UnsafeRawBufferPointer(start: start, count: n))
+                    }
+                    stack.input(packets)
                 }
             }
         }
+
+        /// Packets read per wake-up at most.
+        static let readBatch = 64
 
         /// Stops the reader thread (within 100 ms).
         public func stop() {

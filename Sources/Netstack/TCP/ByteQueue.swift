@@ -1,12 +1,17 @@
 /// A FIFO of bytes in a ring, for the send and receive buffers.
 ///
-/// Storage is allocated on first use and released whenever the queue drains,
+/// Storage is allocated on first use and kept while the queue is in use:
+/// a bulk flow drains and refills it constantly, and freeing it on every
+/// drain would cost an allocation per read. `releaseIfIdle`, called
+/// periodically, frees it once the queue stayed empty for a whole period,
 /// so an idle connection holds no buffer memory. Capacity grows in powers
 /// of two as data arrives; the connection enforces the byte limits.
 package struct ByteQueue {
     private var storage: [UInt8] = []
     private var head = 0
     package private(set) var count = 0
+    /// Data was appended since the last `releaseIfIdle`.
+    private var recentlyUsed = false
 
     package init() {}
 
@@ -15,13 +20,12 @@ package struct ByteQueue {
 
     private mutating func reserve(_ needed: Int) {
         guard needed > storage.count else { return }
-        var newCapacity = Swift.max(storage.count, 4096)
+        var newCapacity = Swift.max(storage.count, 1024)
         while newCapacity < needed { newCapacity *= 2 }
-        var fresh = [UInt8](repeating: 0, count: newCapacity)
-        if count > 0 {
-            fresh.withUnsafeMutableBytes { dst in
-                copyOut(offset: 0, count: count, into: dst)
-            }
+        // Uninitialized: every byte is written by `append` before it is read.
+        let fresh = [UInt8](unsafeUninitializedCapacity: newCapacity) { buf, initialized in
+            if count > 0 { copyOut(offset: 0, count: count, into: UnsafeMutableRawBufferPointer(buf)) }
+            initialized = newCapacity
         }
         storage = fresh
         head = 0
@@ -31,6 +35,7 @@ package struct ByteQueue {
     package mutating func append(_ bytes: UnsafeRawBufferPointer) {
         let n = bytes.count
         guard n > 0 else { return }
+        recentlyUsed = true
         reserve(count + n)
         let cap = storage.count
         let tail = (head + count) & (cap - 1)
@@ -67,11 +72,21 @@ package struct ByteQueue {
         precondition(n >= 0 && n <= count)
         count -= n
         if count == 0 {
-            storage = []
             head = 0
         } else {
             head = (head + n) & (storage.count - 1)
         }
+    }
+
+    /// Frees the storage if the queue is empty and nothing was appended since
+    /// the previous call. Returns whether storage is still held.
+    package mutating func releaseIfIdle() -> Bool {
+        if count == 0 && !recentlyUsed && !storage.isEmpty {
+            storage = []
+            head = 0
+        }
+        recentlyUsed = false
+        return !storage.isEmpty
     }
 
     /// Moves up to `dst.count` bytes out of the front; returns how many.

@@ -264,6 +264,21 @@ package struct TCPConnection {
     /// out-of-order data); zero when idle.
     package var bufferCapacity: Int { sendQueue.capacity + receiveQueue.capacity + reassembly.byteCount }
 
+    /// Set when the connection left the data-transfer states or must answer
+    /// at once (reset, challenge): the stack services it right away instead of
+    /// at the end of an input batch.
+    package var needsPromptService: Bool {
+        pendingReset != nil || !isEstablished || state == .timeWait || isClosed
+    }
+
+    /// Frees send and receive storage that stayed empty since the previous
+    /// call (see `ByteQueue.releaseIfIdle`). Returns whether any is still held.
+    package mutating func releaseIdleBuffers() -> Bool {
+        let send = sendQueue.releaseIfIdle()
+        let receive = receiveQueue.releaseIfIdle()
+        return send || receive
+    }
+
     /// One line of state for diagnostics.
     package var debugSummary: String {
         "\(state) una=\(sndUna) nxt=\(sndNxt) max=\(sndMax) end=\(dataEnd) fin=\(finQueued) wnd=\(sndWnd) cwnd=\(cwnd) "

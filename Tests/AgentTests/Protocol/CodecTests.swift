@@ -1,4 +1,4 @@
-import ControlProtocol
+import Agent
 import Testing
 
 @Suite struct CodecTests {
@@ -34,6 +34,28 @@ import Testing
         for m in messages {
             #expect(try ControlCodec.decodeServerMessage(ControlCodec.encode(m)) == m)
         }
+    }
+
+    /// The SSH server (a later issue) reads these two from the manifest:
+    /// they must survive spec → manifest → `welcome` on the wire.
+    @Test func manifestCarriesStartBlocksLoginAndMOTDPath() throws {
+        let spec = AgentSpec(
+            name: "main", motdPath: "/etc/motd",
+            scripts: [
+                ScriptSpec(displayName: "clone", script: "true", runOnStart: true, startBlocksLogin: true),
+                ScriptSpec(displayName: "warm", script: "true", runOnStart: true),
+            ])
+        let welcome = Welcome(manifest: Manifest(agentID: "a", workspaceID: "w", workspaceName: "dev", spec: spec), resumeLogSeq: 0)
+        let bytes = ControlCodec.encode(.welcome(welcome))
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(text.contains(#""motd_path":"\/etc\/motd""#) || text.contains(#""motd_path":"/etc/motd""#))
+        #expect(text.contains(#""start_blocks_login":true"#))
+        guard case .welcome(let decoded) = try ControlCodec.decodeServerMessage(bytes) else {
+            Issue.record("not a welcome: \(text)")
+            return
+        }
+        #expect(decoded.manifest.motdPath == "/etc/motd")
+        #expect(decoded.manifest.scripts.map(\.startBlocksLogin) == [true, false])
     }
 
     @Test func wireFormatIsFlatSnakeCase() {

@@ -1,0 +1,113 @@
+import CryptoPrimitives
+import DERP
+import NIOCore
+import Synchronization
+import WireGuardCore
+
+/// The node's DERP clients, one per region in use: the home region's kept
+/// up (and marked preferred), others opened when a peer homed there needs
+/// one and closed after `PathConstants.derpIdleTimeout` without use.
+final class DERPConnections: @unchecked Sendable {
+    private struct Connection {
+        let client: DERPClient
+        var lastUse: Instant
+    }
+
+    private let map: DERPMap
+    private let privateKey: X25519.PrivateKey
+    private let connections = Mutex<[Int: Connection]>([:])
+    private let home = Mutex<Int?>(nil)
+    private let handler = Mutex<(@Sendable (X25519.PublicKey, [UInt8]) -> Void)?>(nil)
+
+    init(map: DERPMap, privateKey: consuming X25519.PrivateKey) {
+        self.map = map
+        self.privateKey = privateKey
+    }
+
+    /// Where received packets go (source node key, bytes).
+    var onPacket: (@Sendable (X25519.PublicKey, [UInt8]) -> Void)? {
+        get { handler.withLock { $0 } }
+        set { handler.withLock { $0 = newValue } }
+    }
+
+    /// Makes `region` home: connected, preferred; the old home becomes an
+    /// ordinary connection that closes when idle.
+    func keepHome(_ region: Int) {
+        let old = home.withLock { h -> Int? in
+            defer { h = region }
+            return h
+        }
+        if let old, old != region, let client = connections.withLock({ $0[old]?.client }) {
+            client.notePreferred(false)
+        }
+        client(for: region, now: DeviceClock.now())?.notePreferred(true)
+    }
+
+    func waitConnected(_ region: Int, timeout: Duration) async {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if connections.withLock({ $0[region]?.client.isConnected }) == true { return }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    func isConnected(_ region: Int) -> Bool { connections.withLock { $0[region]?.client.isConnected ?? false } }
+
+    /// Sends to `destination` through `region`'s server (its home), opening
+    /// the connection if needed. False when it is not up yet (dropped).
+    @discardableResult
+    func send(_ bytes: UnsafeRawBufferPointer, to destination: X25519.PublicKey, region: Int, now: Instant) -> Bool {
+        guard let client = client(for: region, now: now) else { return false }
+        return client.trySend(to: destination, packet: bytes)
+    }
+
+    private func client(for region: Int, now: Instant) -> DERPClient? {
+        guard let url = map.regions[region]?.url else { return nil }
+        let (client, fresh) = connections.withLock { c -> (DERPClient, Bool) in
+            if c[region] != nil {
+                c[region]!.lastUse = now
+                return (c[region]!.client, false)
+            }
+            let made = DERPClient(url: url, privateKey: privateKey.duplicate()) { [weak self] source, buffer in
+                let bytes = Array(buffer.readableBytesView)
+                self?.onPacket?(source, bytes)
+            }
+            c[region] = Connection(client: made, lastUse: now)
+            return (made, true)
+        }
+        if fresh { client.start() }
+        return client
+    }
+
+    /// Closes connections other than home that sat idle.
+    func closeIdle(now: Instant) {
+        let home = home.withLock { $0 }
+        let idle = connections.withLock { c -> [DERPClient] in
+            let stale = c.filter { $0.key != home && now - $0.value.lastUse >= PathConstants.derpIdleTimeout }
+            for key in stale.keys { c[key] = nil }
+            return stale.values.map(\.client)
+        }
+        for client in idle { Task { await client.close() } }
+    }
+
+    /// Closes every connection and dials home again (after a network
+    /// change: a TCP connection from an address that is gone never notices).
+    func reconnectAll() {
+        let all = connections.withLock { c -> [DERPClient] in
+            defer { c = [:] }
+            return c.values.map(\.client)
+        }
+        for client in all { Task { await client.close() } }
+        if let home = home.withLock({ $0 }) { client(for: home, now: DeviceClock.now())?.notePreferred(true) }
+    }
+
+    var openRegions: [Int] { connections.withLock { Array($0.keys).sorted() } }
+
+    func closeAll() async {
+        let all = connections.withLock { c -> [DERPClient] in
+            defer { c = [:] }
+            return c.values.map(\.client)
+        }
+        for client in all { await client.close() }
+    }
+}
