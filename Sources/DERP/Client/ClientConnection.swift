@@ -33,7 +33,7 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler {
     private let identity: Identity
     private let info: ClientInfo
     private let expectedServerKey: NodeKey?
-    private let loggedIn: EventLoopPromise<(NodeKey, ServerInfo)>
+    private let loggedIn: EventLoopPromise<LoginResult>
     private let onEvent: @Sendable (DERPEvent) -> Void
     private var state = State.awaitingServerKey
     private var stream = FrameStream()
@@ -42,7 +42,7 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler {
 
     init(
         identity: Identity, info: ClientInfo, expectedServerKey: NodeKey?,
-        loggedIn: EventLoopPromise<(NodeKey, ServerInfo)>, logger: Logger, onEvent: @escaping @Sendable (DERPEvent) -> Void
+        loggedIn: EventLoopPromise<LoginResult>, logger: Logger, onEvent: @escaping @Sendable (DERPEvent) -> Void
     ) {
         self.identity = identity
         self.info = info
@@ -93,7 +93,7 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler {
             do {
                 let serverInfo = try Login.openServerInfo(sealed, clientKey: identity.privateKey, serverKey: serverKey)
                 state = .ready(serverKey)
-                loggedIn.succeed((serverKey, serverInfo))
+                loggedIn.succeed(LoginResult(serverKey: serverKey, serverInfo: serverInfo))
             } catch {
                 return fail(context: context, error as? DERPError ?? DERPError(.loginFailed, "\(error)"))
             }

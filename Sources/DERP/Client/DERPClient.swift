@@ -178,10 +178,12 @@ public final class DERPClient: Sendable {
         let info = ClientInfo(meshKey: options.meshKey, canAckPings: true, isProber: options.isProber)
         // A new server (or the same one restarted) states its own health.
         state.withLock { $0.healthProblem = nil }
-        let (channel, serverKey, serverInfo) = try await dialer.dial(
+        let (channel, login) = try await dialer.dial(
             group: group, identity: identity, info: info, expectedServerKey: options.expectedServerKey,
             writabilityChanged: { [weak self] channel in self?.flush(channel) },
             onEvent: { [weak self] event in self?.deliver(event) })
+        let serverKey = login.serverKey
+        let serverInfo = login.serverInfo
         let (closed, preferred) = state.withLock { s -> (Bool, Bool?) in
             if s.closed { return (true, nil) }
             s.channel = channel
@@ -257,8 +259,10 @@ public final class DERPClient: Sendable {
         guard count <= DERPWire.maxPacketSize else {
             throw DERPError(.invalidArgument, "packet of \(count) bytes exceeds \(DERPWire.maxPacketSize)")
         }
+        // Held as plain words across the wait below (see `LoginResult`).
+        let destination = KeyWords(destination)
         while true {
-            switch enqueue({ Frame.writeSendPacket(destination: destination, packet: packet, into: &$0) }, limit: options.sendBufferHighWater) {
+            switch enqueue({ Frame.writeSendPacket(destination: destination.key, packet: packet, into: &$0) }, limit: options.sendBufferHighWater) {
             case .queued: return
             case .notConnected: throw DERPError(.connectionClosed, "not connected to \(url)")
             case .full: await waitForRoom()

@@ -25,9 +25,9 @@ struct Dialer {
     func dial(
         group: any EventLoopGroup, identity: Identity, info: ClientInfo, expectedServerKey: NodeKey?,
         writabilityChanged: @escaping @Sendable (any Channel) -> Void, onEvent: @escaping @Sendable (DERPEvent) -> Void
-    ) async throws -> (channel: any Channel, serverKey: NodeKey, serverInfo: ServerInfo) {
+    ) async throws -> (channel: any Channel, login: LoginResult) {
         let loop = group.next()
-        let loggedIn = loop.makePromise(of: (NodeKey, ServerInfo).self)
+        let loggedIn = loop.makePromise(of: LoginResult.self)
         let sslContext = url.useTLS ? try Self.sslContext(tls, for: transport) : nil
         let url = self.url
         let transport = self.transport
@@ -87,9 +87,9 @@ struct Dialer {
             loggedIn.fail(DERPError(.timeout, "no login from \(url) within \(loginTimeout.nanoseconds / 1_000_000) ms"))
         }
         do {
-            let (serverKey, serverInfo) = try await loggedIn.futureResult.get()
+            let login = try await loggedIn.futureResult.get()
             timeout.cancel()
-            return (channel, serverKey, serverInfo)
+            return (channel, login)
         } catch {
             timeout.cancel()
             channel.close(promise: nil)
@@ -107,6 +107,44 @@ extension Dialer {
         var tls = base
         if transport == .webSocket || tls.applicationProtocols.isEmpty { tls.applicationProtocols = ["http/1.1"] }
         return try NIOSSLContext(configuration: tls)
+    }
+}
+
+/// What a finished login yields: the server's key and its ServerInfo.
+///
+/// A class, so that an async frame only ever holds a reference to it. A
+/// `NodeKey` is a 32-byte SIMD vector; Swift 6.3's LLVM lays out async
+/// frames that hold such a vector beside reference-counted values (here:
+/// the tuple `(any Channel, NodeKey, ServerInfo)` that `dial` returned
+/// across its `await`) with the vector's alignment capped at 16 bytes but
+/// emits them with its real 32-byte alignment, so the frame overruns the
+/// context the task allocator gave it and corrupts the heap in release
+/// builds (swiftlang/swift#91639, fixed in the 6.4 toolchain). Keys that
+/// must live across an `await` in this module are boxed like this, or held
+/// as `KeyWords`.
+final class LoginResult: Sendable {
+    let serverKey: NodeKey
+    let serverInfo: ServerInfo
+
+    init(serverKey: NodeKey, serverInfo: ServerInfo) {
+        self.serverKey = serverKey
+        self.serverInfo = serverInfo
+    }
+}
+
+/// A node key as four plain words, for holding one across an `await`
+/// without a 32-byte vector in the async frame (see `LoginResult`).
+struct KeyWords: Sendable {
+    private let words: (UInt64, UInt64, UInt64, UInt64)
+
+    init(_ key: NodeKey) {
+        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        key.withUnsafeBytes { source in withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: source) } }
+        self.words = words
+    }
+
+    var key: NodeKey {
+        NodeKey(Bytes32(filling: { target in withUnsafeBytes(of: words) { target.copyMemory(from: $0) } }))
     }
 }
 
@@ -138,9 +176,9 @@ struct DERPClientUpgrader: NIOHTTPClientProtocolUpgrader, Sendable {
 /// plain HTTP response means the upgrade was refused.
 final class UpgradeRefusalCatcher: ChannelInboundHandler, RemovableChannelHandler, Sendable {
     typealias InboundIn = HTTPClientResponsePart
-    let loggedIn: EventLoopPromise<(NodeKey, ServerInfo)>
+    let loggedIn: EventLoopPromise<LoginResult>
 
-    init(loggedIn: EventLoopPromise<(NodeKey, ServerInfo)>) { self.loggedIn = loggedIn }
+    init(loggedIn: EventLoopPromise<LoginResult>) { self.loggedIn = loggedIn }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .head(let head) = unwrapInboundIn(data) {
@@ -164,9 +202,9 @@ final class UpgradeRefusalCatcher: ChannelInboundHandler, RemovableChannelHandle
 /// where neither `Upgrade: DERP` nor an RFC 6455 WebSocket upgrade exists.
 final class HTTP2Detector: ChannelInboundHandler, RemovableChannelHandler, Sendable {
     typealias InboundIn = ByteBuffer
-    let loggedIn: EventLoopPromise<(NodeKey, ServerInfo)>
+    let loggedIn: EventLoopPromise<LoginResult>
 
-    init(loggedIn: EventLoopPromise<(NodeKey, ServerInfo)>) { self.loggedIn = loggedIn }
+    init(loggedIn: EventLoopPromise<LoginResult>) { self.loggedIn = loggedIn }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let tls = event as? TLSUserEvent, case .handshakeCompleted(let negotiated) = tls {

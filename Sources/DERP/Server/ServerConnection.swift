@@ -187,11 +187,15 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
         state = .admitting
         let loop = context!.eventLoop
         let bound = NIOLoopBound(self, eventLoop: loop)
+        // The key crosses the `await` as plain words, not as a 32-byte
+        // vector in the task's frame (see `LoginResult`).
+        let words = KeyWords(key)
         Task {
-            let admitted = await admission(key, info)
+            let admitted = await admission(words.key, info)
             loop.execute {
                 let this = bound.value
                 guard case .admitting = this.state else { return }
+                let key = words.key
                 if admitted {
                     this.finishLogin(key: key, info: info, canMesh: false)
                     this.processFrames()
