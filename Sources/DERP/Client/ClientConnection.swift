@@ -139,10 +139,15 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler {
         fail(context: context, DERPError(.connectionClosed, "transport error: \(error)"))
     }
 
+    /// Closes this connection only, logging why: a hostile or broken
+    /// server's frame is news (info); the server closing is not (debug).
     private func fail(context: ChannelHandlerContext, _ error: DERPError) {
         if case .closed = state { return }
         state = .closed
         closeReason = error.description
+        logger.log(
+            level: error.kind == .connectionClosed ? .debug : .info, "closing DERP connection",
+            metadata: ["reason": "\(error)", "peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"])
         stream.reset()
         loggedIn.fail(error)
         context.close(promise: nil)
