@@ -32,17 +32,17 @@ let package = Package(
             path: "Benchmarks/CryptoBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
+        // DERP relay vs socat and idle-client memory, measured on `tether
+        // derp` from outside; a plain executable (scripts/bench.sh runs it).
         .executableTarget(
             name: "DERPBenchmarks",
             dependencies: [
-                .product(name: "Benchmark", package: "package-benchmark"),
                 .product(name: "CryptoPrimitives", package: "Tether"),
                 .product(name: "DERP", package: "Tether"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
-            path: "Benchmarks/DERPBenchmarks",
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+            path: "Benchmarks/DERPBenchmarks"
         ),
         // A plain executable: ours and the reference alternate in short
         // slices, so load changes hit both (scripts/bench.sh runs it).

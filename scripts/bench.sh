@@ -31,6 +31,10 @@ swift build -c release --package-path Benchmarks --product ReferenceProcess
 TETHER_BIN="$TETHER_BIN" \
     swift run -c release --package-path Benchmarks ControlPlaneBenchmarks
 
+# DERP relay vs socat (throughput, relay CPU per packet) and memory per idle
+# client with 10,000 clients (issue 5); the relay runs as its own process.
+swift run -c release --package-path Benchmarks DERPBenchmarks
+
 # Netstack (issue 4): a plain executable with fixed-length runs and a
 # watchdog; each line is ours, the reference from the same run, the ratio
 # and the load average. The TUN/veth lines need root and iperf3.

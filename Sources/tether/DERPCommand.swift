@@ -1,8 +1,13 @@
 import ArgumentParser
 import CryptoPrimitives
+import Dispatch
 import DERP
 import Logging
 import NIOSSL
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -47,6 +52,12 @@ struct DERPCommand: AsyncParsableCommand {
     @Option(help: "Packets queued per client before the oldest is dropped.")
     var queueDepth = 32
 
+    @Option(help: "On SIGTERM/SIGINT, tell clients to reconnect after this many milliseconds (Restarting frame).")
+    var restartReconnectIn = 1000
+
+    @Option(help: "… and to keep trying for this many milliseconds.")
+    var restartTryFor = 30_000
+
     @Flag(help: "Log every connection at debug level.")
     var verbose = false
 
@@ -79,6 +90,8 @@ struct DERPCommand: AsyncParsableCommand {
         guard queueDepth > 0 else { throw ValidationError("--queue-depth must be at least 1") }
         configuration.queueDepth = queueDepth
         configuration.logger.logLevel = verbose ? .debug : .info
+        guard restartReconnectIn >= 0, restartTryFor >= 0 else { throw ValidationError("--restart-reconnect-in and --restart-try-for must not be negative") }
+        configuration.restarting = (.milliseconds(Int64(restartReconnectIn)), .milliseconds(Int64(restartTryFor)))
         var tls: NIOSSLContext?
         if let certificate {
             guard let certificateKey else { throw ValidationError("--certificate needs --certificate-key") }
@@ -96,6 +109,25 @@ struct DERPCommand: AsyncParsableCommand {
                 "address": "\(listener.localAddress.map { "\($0)" } ?? "?")", "tls": "\(tls != nil)",
                 "public_key": "\(server.publicKey)", "mesh_peers": "\(configuration.meshPeers.count)",
             ])
+        // SIGINT/SIGTERM: a graceful shutdown. Every client hears Restarting
+        // (reconnect in, try for) before its connection closes. Dispatch
+        // sources, as the async root command runs on a pool thread.
+        let logger = configuration.logger
+        let watchers = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                Task {
+                    logger.info("DERP server shutting down", metadata: ["signal": "\(number)"])
+                    try? await listener.close()
+                }
+            }
+            source.resume()
+            return source
+        }
+        defer { watchers.forEach { $0.cancel() } }
         try await listener.channel.closeFuture.get()
+        // Leave the Restarting frames time to reach the clients.
+        try? await Task.sleep(for: .milliseconds(200))
     }
 }

@@ -175,6 +175,44 @@ import Testing
         }
     }
 
+    /// Chunks appended while the caller is paused (not draining), and a
+    /// frame straddling chunks: same frames, in order; what is held is the
+    /// incomplete frame only, and its length is known from its header.
+    @Test func frameStreamKeepsOrderAcrossUndrainedAppends() throws {
+        let frames: [Frame] = (0..<6).map { i in
+            .sendPacket(destination: Self.b, packet: ByteBuffer(bytes: [UInt8](repeating: UInt8(i), count: 100)))
+        }
+        var all = ByteBuffer()
+        for frame in frames { frame.encode(into: &all) }
+        let bytes = Array(buffer: all)  // 6 × 137 bytes
+        var stream = FrameStream()
+        var first = ByteBuffer(bytes: bytes[0..<200])  // one frame and 63 bytes
+        stream.append(&first)
+        #expect(try stream.next() == frames[0])
+        #expect(try stream.next() == nil)
+        #expect(stream.bufferedBytes == 63)
+        #expect(stream.pendingFrameLength == 137)
+        var second = ByteBuffer(bytes: bytes[200..<300])  // completes frame 1, 26 bytes into frame 2
+        stream.append(&second)
+        var third = ByteBuffer(bytes: bytes[300...])  // appended before draining
+        stream.append(&third)
+        var decoded: [Frame] = []
+        while let frame = try stream.next() { decoded.append(frame) }
+        #expect(decoded == Array(frames[1...]))
+        #expect(stream.bufferedBytes == 0)
+        #expect(stream.pendingFrameLength == nil)
+    }
+
+    @Test func frameStreamRefusesAnOversizedStraddlingFrame() throws {
+        var stream = FrameStream()
+        var head = ByteBuffer(bytes: [0x04, 0x00])
+        stream.append(&head)
+        #expect(try stream.next() == nil)
+        var rest = ByteBuffer(bytes: [0x01, 0x00, 0x21] + [UInt8](repeating: 0, count: 1000))
+        stream.append(&rest)
+        #expect(throws: DERPError.self) { try stream.next() }
+    }
+
     // MARK: - Hostile input
 
     @Test func truncatedFramesWaitForMoreBytes() throws {

@@ -76,6 +76,10 @@ import Testing
         ("short SendPacket", [0x04, 0x00, 0x00, 0x00, 0x03, 1, 2, 3], "malformed frame type 0x04"),
         ("WatchConns without mesh key", [0x10, 0, 0, 0, 0], "needs the mesh key"),
         ("ForwardPacket without mesh key", [0x0a, 0, 0, 0, 64] + [UInt8](repeating: 1, count: 64), "needs the mesh key"),
+        // Bytes that are no DERP at all: read as a header, a length of
+        // 0xadbeef42 bytes.
+        ("garbage after login", [0xde, 0xad, 0xbe, 0xef, 0x42, 0x13, 0x37, 0x00, 0xff], "exceeds the limit"),
+        ("short Ping", [0x12, 0, 0, 0, 3, 1, 2, 3], "malformed frame type 0x12"),
     ])
     func badFrameClosesOnlyThatConnection(name: String, bytes: [UInt8], reason: String) async throws {
         let capture = LogCapture()
@@ -99,7 +103,9 @@ import Testing
         try await server.close()
     }
 
-    @Test func truncatedAndGarbageStreamsCloseQuietly() async throws {
+    /// Garbage in place of the login, and a stream cut inside a frame: each
+    /// closes only that connection, and the log says why.
+    @Test func truncatedAndGarbageStreamsCloseOnlyThatConnection() async throws {
         let capture = LogCapture()
         let server = try await startServer { $0.logger = capture.logger }
         let a = makeClient(server)
@@ -121,6 +127,7 @@ import Testing
             half.close()
         }
         #expect(await eventually { server.server.clientCount == 1 })
+        #expect(await eventually { capture.contains("truncated frame: the stream ended with 7 of the 105 bytes of a frame") })
         #expect(try await a.ping() < .seconds(5))
         await a.close()
         try await server.close()

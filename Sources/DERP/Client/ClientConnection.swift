@@ -33,7 +33,7 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler {
     private let identity: Identity
     private let info: ClientInfo
     private let expectedServerKey: NodeKey?
-    private let loggedIn: EventLoopPromise<(NodeKey, ServerInfo)>
+    private let loggedIn: EventLoopPromise<LoginResult>
     private let onEvent: @Sendable (DERPEvent) -> Void
     private var state = State.awaitingServerKey
     private var stream = FrameStream()
@@ -42,7 +42,7 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler {
 
     init(
         identity: Identity, info: ClientInfo, expectedServerKey: NodeKey?,
-        loggedIn: EventLoopPromise<(NodeKey, ServerInfo)>, logger: Logger, onEvent: @escaping @Sendable (DERPEvent) -> Void
+        loggedIn: EventLoopPromise<LoginResult>, logger: Logger, onEvent: @escaping @Sendable (DERPEvent) -> Void
     ) {
         self.identity = identity
         self.info = info
@@ -93,7 +93,7 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler {
             do {
                 let serverInfo = try Login.openServerInfo(sealed, clientKey: identity.privateKey, serverKey: serverKey)
                 state = .ready(serverKey)
-                loggedIn.succeed((serverKey, serverInfo))
+                loggedIn.succeed(LoginResult(serverKey: serverKey, serverInfo: serverInfo))
             } catch {
                 return fail(context: context, error as? DERPError ?? DERPError(.loginFailed, "\(error)"))
             }
@@ -139,10 +139,15 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler {
         fail(context: context, DERPError(.connectionClosed, "transport error: \(error)"))
     }
 
+    /// Closes this connection only, logging why: a hostile or broken
+    /// server's frame is news (info); the server closing is not (debug).
     private func fail(context: ChannelHandlerContext, _ error: DERPError) {
         if case .closed = state { return }
         state = .closed
         closeReason = error.description
+        logger.log(
+            level: error.kind == .connectionClosed ? .debug : .info, "closing DERP connection",
+            metadata: ["reason": "\(error)", "peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"])
         stream.reset()
         loggedIn.fail(error)
         context.close(promise: nil)

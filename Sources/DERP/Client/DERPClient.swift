@@ -19,7 +19,8 @@ import Synchronization
 /// loss on the client side).
 public final class DERPClient: Sendable {
     public enum Transport: Sendable, Equatable {
-        /// `Upgrade: DERP`, falling back to WebSocket when it is refused.
+        /// `Upgrade: DERP`, falling back to WebSocket when the path cannot
+        /// carry it: the upgrade is refused, or TLS ALPN settles on `h2`.
         case automatic
         case upgrade
         case webSocket
@@ -68,6 +69,13 @@ public final class DERPClient: Sendable {
         var closed = false
         var running: Task<Void, Never>?
         var pings: [UInt64: CheckedContinuation<Void, any Error>] = [:]
+        var transport: Transport?
+        var healthProblem: String?
+        /// From a Restarting frame, for the reconnect after this connection:
+        /// reconnect-in and try-for, in milliseconds as on the wire. (Plain
+        /// integers: a `Duration` here would raise the alignment of the
+        /// whole locked state.)
+        var restart: (reconnectIn: UInt32, tryFor: UInt32)?
     }
 
     /// - Parameter packetHandler: called on the event loop for each
@@ -88,6 +96,12 @@ public final class DERPClient: Sendable {
     public var serverKey: NodeKey? { state.withLock { $0.serverKey } }
     public var serverInfo: ServerInfo? { state.withLock { $0.serverInfo } }
     public var isConnected: Bool { state.withLock { $0.channel != nil } }
+    /// How the current (or last) connection was made: `.upgrade` or
+    /// `.webSocket`.
+    public var transportInUse: Transport? { state.withLock { $0.transport } }
+    /// The problem the server last reported in a Health frame; nil when
+    /// none (or an empty Health frame cleared it).
+    public var healthProblem: String? { state.withLock { $0.healthProblem } }
 
     // MARK: - Connecting
 
@@ -113,19 +127,46 @@ public final class DERPClient: Sendable {
         state.withLock { $0.running = task }
     }
 
+    /// Dials until connected, waits for the connection to end, and again:
+    /// with exponential backoff and jitter after failures, or, after the
+    /// server said Restarting, first after its reconnect-in delay and then
+    /// quickly (100 ms doubling to 1 s) for its try-for period.
     private func reconnectLoop() async {
         var backoff = options.initialBackoff
+        var delay = Duration.zero
+        var keepTryingUntil: ContinuousClock.Instant?
         while !state.withLock({ $0.closed }) {
+            if delay > .zero { try? await Task.sleep(for: delay) }
+            if state.withLock({ $0.closed }) { break }
             do {
                 try await connect()
                 backoff = options.initialBackoff
+                keepTryingUntil = nil
                 if let channel = state.withLock({ $0.channel }) { try? await channel.closeFuture.get() }
             } catch {
                 options.logger.debug("DERP dial failed", metadata: ["url": "\(url)", "error": "\(error)"])
             }
             if state.withLock({ $0.closed }) { break }
+            if let hint = state.withLock({ s in
+                defer { s.restart = nil }
+                return s.restart
+            }) {
+                let restart = (reconnectIn: Duration.milliseconds(Int64(hint.reconnectIn)), tryFor: Duration.milliseconds(Int64(hint.tryFor)))
+                options.logger.info(
+                    "DERP server restarting", metadata: ["url": "\(url)", "reconnect_in": "\(restart.reconnectIn)", "try_for": "\(restart.tryFor)"])
+                delay = restart.reconnectIn
+                keepTryingUntil = .now + restart.reconnectIn + restart.tryFor
+                backoff = min(options.initialBackoff, .milliseconds(100))
+                continue
+            }
+            if let until = keepTryingUntil, ContinuousClock.now < until {
+                delay = Duration.nanoseconds(backoff.nanoseconds)
+                backoff = min(backoff * 2, .seconds(1))
+                continue
+            }
+            keepTryingUntil = nil
             let jitter = Int64.random(in: 0...max(1, backoff.nanoseconds / 2))
-            try? await Task.sleep(nanoseconds: UInt64(backoff.nanoseconds + jitter))
+            delay = .nanoseconds(backoff.nanoseconds + jitter)
             backoff = min(backoff * 2, options.maximumBackoff)
         }
     }
@@ -135,10 +176,14 @@ public final class DERPClient: Sendable {
             url: url, transport: transport, tls: options.tls, connectTimeout: options.connectTimeout,
             readTimeout: options.readTimeout, loginTimeout: options.loginTimeout, logger: options.logger)
         let info = ClientInfo(meshKey: options.meshKey, canAckPings: true, isProber: options.isProber)
-        let (channel, serverKey, serverInfo) = try await dialer.dial(
+        // A new server (or the same one restarted) states its own health.
+        state.withLock { $0.healthProblem = nil }
+        let (channel, login) = try await dialer.dial(
             group: group, identity: identity, info: info, expectedServerKey: options.expectedServerKey,
             writabilityChanged: { [weak self] channel in self?.flush(channel) },
             onEvent: { [weak self] event in self?.deliver(event) })
+        let serverKey = login.serverKey
+        let serverInfo = login.serverInfo
         let (closed, preferred) = state.withLock { s -> (Bool, Bool?) in
             if s.closed { return (true, nil) }
             s.channel = channel
@@ -146,6 +191,7 @@ public final class DERPClient: Sendable {
             s.serverInfo = serverInfo
             s.pending = nil
             s.flushScheduled = false
+            s.transport = transport
             return (false, s.preferred)
         }
         if closed {
@@ -184,6 +230,11 @@ public final class DERPClient: Sendable {
                 waiter.resume()
                 return
             }
+        case .health(let text):
+            state.withLock { $0.healthProblem = text.isEmpty ? nil : text }
+            if !text.isEmpty { options.logger.warning("DERP server reports a problem", metadata: ["url": "\(url)", "problem": "\(text)"]) }
+        case .restarting(let reconnectIn, let tryFor):
+            state.withLock { $0.restart = (reconnectIn, tryFor) }
         default: break
         }
         continuation.yield(event)
@@ -208,8 +259,10 @@ public final class DERPClient: Sendable {
         guard count <= DERPWire.maxPacketSize else {
             throw DERPError(.invalidArgument, "packet of \(count) bytes exceeds \(DERPWire.maxPacketSize)")
         }
+        // Held as plain words across the wait below (see `LoginResult`).
+        let destination = KeyWords(destination)
         while true {
-            switch enqueue({ Frame.writeSendPacket(destination: destination, packet: packet, into: &$0) }, limit: options.sendBufferHighWater) {
+            switch enqueue({ Frame.writeSendPacket(destination: destination.key, packet: packet, into: &$0) }, limit: options.sendBufferHighWater) {
             case .queued: return
             case .notConnected: throw DERPError(.connectionClosed, "not connected to \(url)")
             case .full: await waitForRoom()

@@ -4,12 +4,15 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import NIOTLS
 import NIOWebSocket
 
 /// Opens one DERP connection: TCP, TLS for `https`, then `GET /derp` with
 /// `Upgrade: DERP` or, for `.webSocket`, a WebSocket upgrade offering the
 /// subprotocol `derp`; then the login. Fails with `.upgradeRefused` when the
-/// server (or a proxy) answers anything but `101`.
+/// server (or a proxy) answers anything but `101`, or when TLS ALPN settles
+/// on `h2`: HTTP/2 has no `Upgrade` (RFC 9113 §8.6), so the caller falls
+/// back to WebSocket, which always offers only `http/1.1`.
 struct Dialer {
     let url: DERPURL
     let transport: DERPClient.Transport
@@ -22,10 +25,10 @@ struct Dialer {
     func dial(
         group: any EventLoopGroup, identity: Identity, info: ClientInfo, expectedServerKey: NodeKey?,
         writabilityChanged: @escaping @Sendable (any Channel) -> Void, onEvent: @escaping @Sendable (DERPEvent) -> Void
-    ) async throws -> (channel: any Channel, serverKey: NodeKey, serverInfo: ServerInfo) {
+    ) async throws -> (channel: any Channel, login: LoginResult) {
         let loop = group.next()
-        let loggedIn = loop.makePromise(of: (NodeKey, ServerInfo).self)
-        let sslContext = url.useTLS ? try NIOSSLContext(configuration: tls) : nil
+        let loggedIn = loop.makePromise(of: LoginResult.self)
+        let sslContext = url.useTLS ? try Self.sslContext(tls, for: transport) : nil
         let url = self.url
         let transport = self.transport
         let readTimeout = self.readTimeout
@@ -51,6 +54,7 @@ struct Dialer {
                     if let sslContext {
                         let sni = url.host.isIPAddress ? nil : url.host
                         try ops.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: sni))
+                        try ops.addHandler(HTTP2Detector(loggedIn: loggedIn))
                     }
                     let refusal = UpgradeRefusalCatcher(loggedIn: loggedIn)
                     let upgrader: any NIOHTTPClientProtocolUpgrader & Sendable =
@@ -83,14 +87,64 @@ struct Dialer {
             loggedIn.fail(DERPError(.timeout, "no login from \(url) within \(loginTimeout.nanoseconds / 1_000_000) ms"))
         }
         do {
-            let (serverKey, serverInfo) = try await loggedIn.futureResult.get()
+            let login = try await loggedIn.futureResult.get()
             timeout.cancel()
-            return (channel, serverKey, serverInfo)
+            return (channel, login)
         } catch {
             timeout.cancel()
             channel.close(promise: nil)
             throw error
         }
+    }
+}
+
+extension Dialer {
+    /// The TLS context for one dial: WebSocket offers only `http/1.1` in
+    /// ALPN; the upgrade offers the caller's list, or `http/1.1` when empty.
+    /// (Kept out of the async `dial`: the large configuration is copied in
+    /// this synchronous frame only.)
+    static func sslContext(_ base: TLSConfiguration, for transport: DERPClient.Transport) throws -> NIOSSLContext {
+        var tls = base
+        if transport == .webSocket || tls.applicationProtocols.isEmpty { tls.applicationProtocols = ["http/1.1"] }
+        return try NIOSSLContext(configuration: tls)
+    }
+}
+
+/// What a finished login yields: the server's key and its ServerInfo.
+///
+/// A class, so that an async frame only ever holds a reference to it. A
+/// `NodeKey` is a 32-byte SIMD vector; Swift 6.3's LLVM lays out async
+/// frames that hold such a vector beside reference-counted values (here:
+/// the tuple `(any Channel, NodeKey, ServerInfo)` that `dial` returned
+/// across its `await`) with the vector's alignment capped at 16 bytes but
+/// emits them with its real 32-byte alignment, so the frame overruns the
+/// context the task allocator gave it and corrupts the heap in release
+/// builds (swiftlang/swift#91639, fixed in the 6.4 toolchain). Keys that
+/// must live across an `await` in this module are boxed like this, or held
+/// as `KeyWords`.
+final class LoginResult: Sendable {
+    let serverKey: NodeKey
+    let serverInfo: ServerInfo
+
+    init(serverKey: NodeKey, serverInfo: ServerInfo) {
+        self.serverKey = serverKey
+        self.serverInfo = serverInfo
+    }
+}
+
+/// A node key as four plain words, for holding one across an `await`
+/// without a 32-byte vector in the async frame (see `LoginResult`).
+struct KeyWords: Sendable {
+    private let words: (UInt64, UInt64, UInt64, UInt64)
+
+    init(_ key: NodeKey) {
+        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        key.withUnsafeBytes { source in withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: source) } }
+        self.words = words
+    }
+
+    var key: NodeKey {
+        NodeKey(Bytes32(filling: { target in withUnsafeBytes(of: words) { target.copyMemory(from: $0) } }))
     }
 }
 
@@ -122,9 +176,9 @@ struct DERPClientUpgrader: NIOHTTPClientProtocolUpgrader, Sendable {
 /// plain HTTP response means the upgrade was refused.
 final class UpgradeRefusalCatcher: ChannelInboundHandler, RemovableChannelHandler, Sendable {
     typealias InboundIn = HTTPClientResponsePart
-    let loggedIn: EventLoopPromise<(NodeKey, ServerInfo)>
+    let loggedIn: EventLoopPromise<LoginResult>
 
-    init(loggedIn: EventLoopPromise<(NodeKey, ServerInfo)>) { self.loggedIn = loggedIn }
+    init(loggedIn: EventLoopPromise<LoginResult>) { self.loggedIn = loggedIn }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .head(let head) = unwrapInboundIn(data) {
@@ -141,6 +195,29 @@ final class UpgradeRefusalCatcher: ChannelInboundHandler, RemovableChannelHandle
     func channelInactive(context: ChannelHandlerContext) {
         loggedIn.fail(DERPError(.connectionClosed, "connection closed during the upgrade"))
         context.fireChannelInactive()
+    }
+}
+
+/// Fails the dial when TLS ALPN negotiated `h2`: the path speaks HTTP/2,
+/// where neither `Upgrade: DERP` nor an RFC 6455 WebSocket upgrade exists.
+final class HTTP2Detector: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let loggedIn: EventLoopPromise<LoginResult>
+
+    init(loggedIn: EventLoopPromise<LoginResult>) { self.loggedIn = loggedIn }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tls = event as? TLSUserEvent, case .handshakeCompleted(let negotiated) = tls {
+            if negotiated == "h2" {
+                loggedIn.fail(DERPError(.upgradeRefused, "TLS ALPN negotiated h2: an HTTP/2 path cannot carry an HTTP/1.1 upgrade"))
+                context.close(promise: nil)
+                return
+            }
+            context.fireUserInboundEventTriggered(event)
+            context.pipeline.syncOperations.removeHandler(self, promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 }
 

@@ -51,23 +51,34 @@ final class ClientHandle: Sendable {
         return flags.isEmpty ? .regular : flags
     }
 
-    var isClosed: Bool { state.withLock { $0.closed } }
-
-    /// Queues a relayed packet. Returns the number of packets dropped to
-    /// make room (0 or 1), or nil when the client is gone.
+    /// Queues a relayed packet. Returns false when the client is gone.
     func enqueue(source: NodeKey, packet: ByteBuffer, metrics: DERPMetrics) -> Bool {
-        let disco = isDiscoPacket(packet)
-        let (accepted, dropped, schedule) = state.withLock { s -> (Bool, Bool, Bool) in
-            guard !s.closed else { return (false, false, false) }
-            let dropped =
-                disco
-                ? s.disco.append(.packet(source: source, packet: packet))
-                : s.data.append(.packet(source: source, packet: packet))
+        var one = [Outbound.packet(source: source, packet: packet)]
+        return enqueue(packets: &one, metrics: metrics)
+    }
+
+    /// Queues packets that one read brought for this client, under one
+    /// lock, and empties `packets` (keeping its storage for the next
+    /// read). Returns false when the client is gone.
+    func enqueue(packets: inout [Outbound], metrics: DERPMetrics) -> Bool {
+        let (accepted, dropped, schedule) = state.withLock { s -> (Bool, Int, Bool) in
+            guard !s.closed else { return (false, 0, false) }
+            var dropped = 0
+            if s.data.isEmpty && s.disco.isEmpty && packets.count <= s.data.capacity && !packets.contains(where: \.isDisco) {
+                // The common case: an idle queue takes the whole batch.
+                s.data.moveAll(from: &packets)
+            } else {
+                for item in packets {
+                    let drop = item.isDisco ? s.disco.append(item) : s.data.append(item)
+                    if drop { dropped += 1 }
+                }
+            }
             let schedule = !s.drainScheduled
             s.drainScheduled = true
             return (true, dropped, schedule)
         }
-        if dropped { metrics.drop(.queueHead) }
+        packets.removeAll(keepingCapacity: true)
+        if dropped > 0 { metrics.drop(.queueHead, count: dropped) }
         if schedule { scheduleDrain() }
         return accepted
     }
@@ -84,18 +95,25 @@ final class ClientHandle: Sendable {
         if schedule { scheduleDrain() }
     }
 
+    /// On this client's own event loop (the reader shares it), writes at
+    /// once; from another loop, as the next task there.
     private func scheduleDrain() {
-        eventLoop.execute { self.connection.value.drain() }
+        if eventLoop.inEventLoop {
+            connection.value.drain()
+        } else {
+            eventLoop.execute { self.connection.value.drain() }
+        }
     }
 
-    /// Moves up to `max` items into `batch` (control first, then disco, then
-    /// data). When none are left it clears the scheduled flag under the same
-    /// lock, so a concurrent `enqueue` schedules the next drain.
-    func takeBatch(into batch: inout [Outbound], max: Int) {
+    /// Moves everything queued into `batch`: control frames first, then
+    /// disco, then data. When nothing is left it clears the scheduled flag
+    /// under the same lock, so a concurrent `enqueue` schedules the next
+    /// drain.
+    func takeAll(into batch: inout [Outbound]) {
         state.withLock { s in
-            while batch.count < max, let frame = s.control.popFirst() { batch.append(.frame(frame)) }
-            while batch.count < max, let item = s.disco.popFirst() { batch.append(item) }
-            while batch.count < max, let item = s.data.popFirst() { batch.append(item) }
+            while let frame = s.control.popFirst() { batch.append(.frame(frame)) }
+            s.disco.moveAll(into: &batch)
+            s.data.moveAll(into: &batch)
             if batch.isEmpty { s.drainScheduled = false }
         }
     }
@@ -107,6 +125,11 @@ final class ClientHandle: Sendable {
             _ = s.control.removeAll()
             return s.disco.removeAll() + s.data.removeAll()
         }
+    }
+
+    /// Asks the connection to write `frame` last and close (from any thread).
+    func requestClose(after frame: Frame, reason: String) {
+        eventLoop.execute { self.connection.value.close(after: frame, reason: reason) }
     }
 
     /// Asks the connection to close (from any thread), e.g. for ClosePeer or

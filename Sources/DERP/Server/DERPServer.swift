@@ -17,8 +17,9 @@ public final class DERPServer: Sendable {
     public let configuration: Configuration
     public let metrics = DERPMetrics()
     var logger: Logger { configuration.logger }
-    private let registry = Mutex(Registry())
+    let registry = Mutex(Registry())
     let mesh = Mutex<[MeshLink]>([])
+    let health = Mutex(HealthState())
 
     struct Registry: ~Copyable {
         var clients: [NodeKey: ClientHandle] = [:]
@@ -30,6 +31,10 @@ public final class DERPServer: Sendable {
         var talkedWith: [NodeKey: Set<NodeKey>] = [:]
         var nextConnectionID: UInt64 = 1
     }
+
+    /// Largest buffer one drain writes at a time: big enough for few
+    /// syscalls, small enough that the allocator recycles it.
+    static let writeChunk = 64 << 10
 
     public init(privateKey: consuming X25519.PrivateKey, configuration: Configuration = Configuration()) {
         publicKey = privateKey.publicKey
@@ -70,6 +75,7 @@ public final class DERPServer: Sendable {
         if let replaced {
             replaced.requestClose(reason: "replaced by a newer connection with the same key")
         }
+        if let problem = healthProblem { handle.enqueue(frame: Frame.health(problem).encoded()) }
         let present = Frame.peerPresent(PeerPresent(key: handle.key, endpoint: handle.endpoint, flags: handle.presentFlags)).encoded()
         for watcher in watchers where watcher !== handle { watcher.enqueue(frame: present) }
     }

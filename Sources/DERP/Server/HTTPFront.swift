@@ -107,11 +107,13 @@ public final class DERPHTTPServer: Sendable {
         return DERPHTTPServer(server: server, channel: channel)
     }
 
-    /// Stops listening, leaves the mesh and closes every client.
+    /// Stops listening, leaves the mesh and closes every client, telling
+    /// each in a Restarting frame when to come back (see
+    /// `Configuration.restarting`).
     public func close() async throws {
         server.stopMesh()
         try await channel.close()
-        server.closeAll(reason: "server shutting down")
+        server.closeAllRestarting(reason: "server shutting down")
     }
 }
 

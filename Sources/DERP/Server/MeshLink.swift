@@ -1,18 +1,30 @@
 import Logging
 import NIOCore
+import Synchronization
 
 /// This server's connection to one neighbour of its region. It logs in
 /// with the server's own key and the mesh key, sends WatchConns, and turns
 /// the neighbour's PeerPresent / PeerGone stream into routes here; packets
 /// for the neighbour's clients leave through it as ForwardPacket. When the
 /// link breaks, every route through it is dropped and it dials again.
+/// A neighbour that stays unreachable longer than `meshHealthGrace` is a
+/// health problem the server reports to its clients.
 final class MeshLink: Sendable {
     let client: DERPClient
+    let peer: DERPURL
     private weak let server: DERPServer?
+    private let eventLoop: any EventLoop
+    private let isUp = Atomic<Bool>(false)
+    /// Bumped on every up or down, so a stale grace timer does nothing.
+    private let generation = Atomic<Int>(0)
 
     init(server: DERPServer, peer: DERPURL, meshKey: String, group: any EventLoopGroup) {
         self.server = server
+        self.peer = peer
+        eventLoop = group.next()
         var options = DERPClient.Options()
+        // A neighbour coming back is noticed within seconds.
+        options.maximumBackoff = .seconds(2)
         options.meshKey = meshKey
         options.watchConnectionChanges = true
         options.transport = .upgrade
@@ -22,11 +34,16 @@ final class MeshLink: Sendable {
     }
 
     func start() {
+        wentDown()
         client.start()
         Task { [self] in
             for await event in client.events {
                 guard let server else { return }
                 switch event {
+                case .connected:
+                    isUp.store(true, ordering: .relaxed)
+                    generation.add(1, ordering: .relaxed)
+                    server.setMeshProblem(nil, for: peer)
                 case .peerPresent(let present):
                     guard !present.flags.contains(.meshPeer), present.key != server.publicKey else { continue }
                     server.remotePresent(present.key, via: self)
@@ -34,6 +51,7 @@ final class MeshLink: Sendable {
                     server.remoteGone(key, via: self)
                 case .disconnected:
                     server.linkDown(self)
+                    wentDown()
                 default:
                     break
                 }
@@ -41,11 +59,31 @@ final class MeshLink: Sendable {
         }
     }
 
+    /// Starts the grace period after which an unreachable neighbour is a
+    /// health problem.
+    private func wentDown() {
+        isUp.store(false, ordering: .relaxed)
+        let current = generation.add(1, ordering: .relaxed).newValue
+        guard let grace = server?.configuration.meshHealthGrace else { return }
+        eventLoop.scheduleTask(in: grace) { [weak self] in
+            guard let self, let server = self.server, !self.isUp.load(ordering: .relaxed),
+                self.generation.load(ordering: .relaxed) == current, !self.stopped.load(ordering: .relaxed)
+            else { return }
+            server.setMeshProblem("mesh peer \(self.peer) unreachable", for: self.peer)
+        }
+    }
+
     func forward(source: NodeKey, destination: NodeKey, packet: ByteBuffer) -> Bool {
         client.forward(source: source, destination: destination, packet: packet)
     }
 
-    func stop() async { await client.close() }
+    private let stopped = Atomic<Bool>(false)
+
+    func stop() async {
+        stopped.store(true, ordering: .relaxed)
+        server?.setMeshProblem(nil, for: peer)
+        await client.close()
+    }
 }
 
 extension DERPServer {

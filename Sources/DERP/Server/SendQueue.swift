@@ -7,6 +7,21 @@ enum Outbound {
     case frame(ByteBuffer)
 }
 
+extension Outbound {
+    /// Bytes this item takes on the wire (a packet as a RecvPacket frame).
+    var encodedLength: Int {
+        switch self {
+        case .packet(_, let packet): DERPWire.frameHeaderLength + DERPWire.keyLength + packet.readableBytes
+        case .frame(let frame): frame.readableBytes
+        }
+    }
+
+    var isDisco: Bool {
+        if case .packet(_, let packet) = self { return isDiscoPacket(packet) }
+        return false
+    }
+}
+
 /// A FIFO with a fixed capacity that, when full, drops its oldest element
 /// to make room: a relay prefers fresh packets (Tailscale's `queue_head`
 /// drop). Storage grows on first use only, so an idle client costs nothing.
@@ -44,6 +59,29 @@ struct DropOldestQueue<Element> {
             head = 0
         }
         return element
+    }
+
+    /// Moves every element, oldest first, to the end of `out`. When `out`
+    /// is empty the storages are swapped instead of copied, so a queue and
+    /// its drainer pass two arrays back and forth without allocating.
+    mutating func moveAll(into out: inout [Element]) {
+        if out.isEmpty && head == 0 {
+            swap(&items, &out)
+        } else {
+            out.append(contentsOf: items[head...])
+            items.removeAll(keepingCapacity: true)
+        }
+        head = 0
+    }
+
+    /// Appends all of `elements` (at most `capacity`, to an empty queue),
+    /// taking their storage when it can, and leaves `elements` empty.
+    mutating func moveAll(from elements: inout [Element]) {
+        precondition(isEmpty && elements.count <= capacity)
+        items.removeAll(keepingCapacity: true)
+        if items.capacity < elements.capacity { swap(&items, &elements) } else { items.append(contentsOf: elements) }
+        head = 0
+        elements.removeAll(keepingCapacity: true)
     }
 
     /// Removes everything; returns how many there were.

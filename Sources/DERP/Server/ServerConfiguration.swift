@@ -25,6 +25,14 @@ extension DERPServer {
         public var keepAliveInterval: TimeAmount = .seconds(60)
         /// A connection that has not finished the login by then is closed.
         public var handshakeTimeout: TimeAmount = .seconds(10)
+        /// What a graceful shutdown (`DERPHTTPServer.close()`) tells every
+        /// client in a Restarting frame: come back after `reconnectIn`, and
+        /// keep trying for `tryFor`. Nil: close without the frame.
+        public var restarting: (reconnectIn: TimeAmount, tryFor: TimeAmount)? = (.seconds(1), .seconds(30))
+        /// How long a mesh neighbour may stay unreachable before clients
+        /// hear about it in a Health frame (a restart of the neighbour
+        /// should not alarm anyone).
+        public var meshHealthGrace: TimeAmount = .seconds(5)
         /// Whether `GET /metrics` serves the counters in Prometheus text.
         public var servesMetrics = true
         public var logger = Logger(label: "tether.derp.server")

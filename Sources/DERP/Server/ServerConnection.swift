@@ -23,6 +23,13 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
         case admitting
         case loggedIn(ClientHandle)
         case closed
+
+        var isOpen: Bool {
+            switch self {
+            case .idle, .closed: false
+            default: true
+            }
+        }
     }
 
     private let server: DERPServer
@@ -34,7 +41,15 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
     private var keepAlive: RepeatedTask?
     private var bucket: TokenBucket?
     private var readPaused = false
-    private var batch: [Outbound] = []
+    /// What `drain` writes: everything taken from this client's queues.
+    private var scratch: [Outbound] = []
+    /// Packets of the current read for `outboxTarget`, handed over under
+    /// one lock when the read is done or the destination changes.
+    private var outbox: [Outbound] = []
+    private var outboxTarget: ClientHandle?
+    /// Counted per read, added to the shared counters once per read.
+    private var readPackets = 0
+    private var readBytes = 0
     /// The last destination and its route: consecutive packets to the same
     /// peer skip the server's table lock.
     private var lastRoute: (key: NodeKey, handle: ClientHandle)?
@@ -81,8 +96,11 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
-        if stream.bufferedBytes > 0, case .loggedIn = state {
-            logger.debug("connection ended inside a frame", metadata: ["buffered": "\(stream.bufferedBytes)"])
+        if stream.bufferedBytes > 0, state.isOpen {
+            // The peer went away mid-frame: that frame is dropped, and only
+            // this connection ends.
+            let of = stream.pendingFrameLength.map { "of the \($0) bytes" } ?? "of the 5-byte header"
+            logger.info("closing DERP connection", metadata: ["reason": "truncated frame: the stream ended with \(stream.bufferedBytes) \(of) of a frame"])
         }
         finish()
         self.context = nil
@@ -102,6 +120,7 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
     // MARK: - Frames in
 
     private func processFrames() {
+        defer { flushOutbox() }
         while true {
             switch state {
             case .admitting, .closed, .idle: return
@@ -168,11 +187,15 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
         state = .admitting
         let loop = context!.eventLoop
         let bound = NIOLoopBound(self, eventLoop: loop)
+        // The key crosses the `await` as plain words, not as a 32-byte
+        // vector in the task's frame (see `LoginResult`).
+        let words = KeyWords(key)
         Task {
-            let admitted = await admission(key, info)
+            let admitted = await admission(words.key, info)
             loop.execute {
                 let this = bound.value
                 guard case .admitting = this.state else { return }
+                let key = words.key
                 if admitted {
                     this.finishLogin(key: key, info: info, canMesh: false)
                     this.processFrames()
@@ -206,11 +229,12 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
             connection: self, eventLoop: context.eventLoop, queueDepth: server.configuration.queueDepth,
             discoQueueDepth: server.configuration.discoQueueDepth)
         state = .loggedIn(handle)
-        // Registered before ServerInfo goes out: a client that has finished
-        // its login is reachable at once. Packets queued meanwhile are
-        // drained after this write, so ServerInfo stays the first frame.
+        // ServerInfo is written before the client is registered: once it is
+        // reachable, a packet for it may be drained (on this loop, even
+        // within `register`), and ServerInfo must stay the first frame.
+        context.write(wrapOutboundOut(Frame.serverInfo(sealed).encoded(allocator: context.channel.allocator)), promise: nil)
+        context.flush()
         server.register(handle)
-        context.writeAndFlush(wrapOutboundOut(Frame.serverInfo(sealed).encoded(allocator: context.channel.allocator)), promise: nil)
         logger.debug("client logged in", metadata: ["mesh": "\(canMesh)", "version": "\(info.version)"])
         let interval = server.configuration.keepAliveInterval
         // Jitter (up to a tenth) keeps many clients from waking in step.
@@ -225,16 +249,33 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
         let metrics = server.metrics
         switch frame {
         case .sendPacket(let destination, let packet):
-            metrics.packetsReceived.add(1, ordering: .relaxed)
-            metrics.bytesReceived.add(packet.readableBytes, ordering: .relaxed)
-            let disco = isDiscoPacket(packet)
-            if disco { metrics.discoPacketsReceived.add(1, ordering: .relaxed) }
-            if let last = lastRoute, last.key == destination, !last.handle.isClosed {
-                if !last.handle.enqueue(source: handle.key, packet: packet, metrics: metrics) { metrics.drop(.gone) }
+            readPackets += 1
+            readBytes += packet.readableBytes
+            if let last = lastRoute, last.key == destination {
+                // Same destination as the packet before: no table lookup;
+                // the packet joins this read's batch for it.
+                if isDiscoPacket(packet) { metrics.discoPacketsReceived.add(1, ordering: .relaxed) }
+                if outboxTarget !== last.handle {
+                    flushOutbox()
+                    outboxTarget = last.handle
+                }
+                outbox.append(.packet(source: handle.key, packet: packet))
+                if outbox.count >= server.configuration.queueDepth { flushOutbox() }
                 return
             }
+            let disco = isDiscoPacket(packet)
+            if disco { metrics.discoPacketsReceived.add(1, ordering: .relaxed) }
             let route = server.route(from: handle.key, to: destination)
-            if case .local(let target) = route { lastRoute = (destination, target) } else { lastRoute = nil }
+            if case .local(let target) = route {
+                lastRoute = (destination, target)
+                if outboxTarget !== target {
+                    flushOutbox()
+                    outboxTarget = target
+                }
+                outbox.append(.packet(source: handle.key, packet: packet))
+                return
+            }
+            lastRoute = nil
             if !server.relay(from: handle.key, to: destination, packet: packet, route: route), disco {
                 // Tell the sender its disco message went nowhere, so it
                 // stops waiting on a path through here.
@@ -285,6 +326,26 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
         }
     }
 
+    /// Hands this read's packets to their destination's queue and adds
+    /// the read's counts to the server's counters.
+    private func flushOutbox() {
+        if readPackets > 0 {
+            server.metrics.packetsReceived.add(readPackets, ordering: .relaxed)
+            server.metrics.bytesReceived.add(readBytes, ordering: .relaxed)
+            readPackets = 0
+            readBytes = 0
+        }
+        guard let target = outboxTarget else { return }
+        outboxTarget = nil
+        guard !outbox.isEmpty else { return }
+        let count = outbox.count
+        if !target.enqueue(packets: &outbox, metrics: server.metrics) {
+            outbox.removeAll(keepingCapacity: true)
+            server.metrics.drop(.gone, count: count)
+            if lastRoute?.handle === target { lastRoute = nil }
+        }
+    }
+
     // MARK: - Frames out
 
     private func writeFrame(_ frame: Frame) {
@@ -293,39 +354,44 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
     }
 
     /// Writes what other connections queued for this client, while the
-    /// channel is writable. Packets are copied into one buffer per batch
-    /// (one write, one syscall per batch at most).
+    /// channel is writable: everything queued at once, copied into buffers
+    /// of up to `DERPServer.writeChunk` bytes (a few writes, one flush at
+    /// the end). RecvPacket headers are written in front of the payload
+    /// bytes as they came in; nothing is re-encoded.
     func drain() {
         guard let context, case .loggedIn(let handle) = state else { return }
         var rounds = 0
         while context.channel.isWritable {
-            batch.removeAll(keepingCapacity: true)
-            handle.takeBatch(into: &batch, max: 64)
-            if batch.isEmpty { break }
-            var size = 0
-            for item in batch {
-                switch item {
-                case .packet(_, let packet): size += DERPWire.frameHeaderLength + DERPWire.keyLength + packet.readableBytes
-                case .frame(let frame): size += frame.readableBytes
-                }
-            }
-            var out = context.channel.allocator.buffer(capacity: size)
+            handle.takeAll(into: &scratch)
+            if scratch.isEmpty { break }
+            var remaining = 0
+            for item in scratch { remaining += item.encodedLength }
+            var out: ByteBuffer?
             var packets = 0
             var bytes = 0
-            for item in batch {
+            for item in scratch {
+                let size = item.encodedLength
+                if let full = out, full.readableBytes + size > DERPServer.writeChunk {
+                    context.write(wrapOutboundOut(full), promise: nil)
+                    out = nil
+                }
+                if out == nil {
+                    out = context.channel.allocator.buffer(capacity: max(size, min(remaining, DERPServer.writeChunk)))
+                }
+                remaining -= size
                 switch item {
                 case .packet(let source, let packet):
-                    Frame.writeRecvPacket(source: source, packet: packet, into: &out)
+                    Frame.writeRecvPacket(source: source, packet: packet, into: &out!)
                     packets += 1
                     bytes += packet.readableBytes
                 case .frame(let frame):
-                    out.writeImmutableBuffer(frame)
+                    out!.writeImmutableBuffer(frame)
                 }
             }
-            batch.removeAll(keepingCapacity: true)
+            scratch.removeAll(keepingCapacity: true)
             server.metrics.packetsSent.add(packets, ordering: .relaxed)
             server.metrics.bytesSent.add(bytes, ordering: .relaxed)
-            context.write(wrapOutboundOut(out), promise: nil)
+            if let out { context.write(wrapOutboundOut(out), promise: nil) }
             rounds += 1
             if rounds == 16 {
                 // Yield to the other channels of this event loop; the drain
@@ -339,7 +405,16 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
         if rounds > 0 { context.flush() }
     }
 
-    // MARK: - Closing
+    /// Writes `frame` (Restarting, on shutdown) as the last thing this
+    /// client hears, then closes.
+    func close(after frame: Frame, reason: String) {
+        guard let context, state.isOpen else { return close(reason: reason) }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        drain()
+        context.writeAndFlush(wrapOutboundOut(frame.encoded(allocator: context.channel.allocator))).whenComplete { _ in
+            bound.value.close(reason: reason)
+        }
+    }
 
     /// Closes this connection only, logging why.
     func close(reason: String, level: Logger.Level = .info) {
@@ -357,6 +432,9 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
         keepAlive?.cancel()
         keepAlive = nil
         lastRoute = nil
+        outboxTarget = nil
+        outbox = []
+        scratch = []
         stream.reset()
         if case .loggedIn(let handle) = previous { server.unregister(handle) }
     }
