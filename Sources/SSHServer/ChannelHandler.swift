@@ -79,22 +79,15 @@ class ChannelHandler {
     func agentForwardingRequest() {}
     func x11Request(singleConnection: Bool, protocol: String, cookie: String, screen: UInt32) {}
     /// Descriptors the subclass watches besides source/sink (e.g. a pidfd).
-    func extraWatches(into table: inout [Int32: Int16]) {}
+    func extraWatches(into set: inout PollSet, owner: Int) {}
     func handleExtra(fd: Int32, events: Int16) {}
-
-    /// Whether `fd` is one of this channel's descriptors.
-    func owns(_ fd: Int32) -> Bool {
-        fd == source || fd == errorSource || fd == sink || ownsExtra(fd)
-    }
-    func ownsExtra(_ fd: Int32) -> Bool { false }
 
     /// The connection is going away: stop everything behind the channel.
     func abandon() { finish() }
 
-    /// Closes a descriptor after taking it out of the poll set.
+    /// Closes a descriptor (the next turn's poll set no longer has it).
     func closeFD(_ fd: Int32) {
         guard fd >= 0 else { return }
-        connection.unwatch(fd)
         close(fd)
     }
 
@@ -206,15 +199,17 @@ class ChannelHandler {
 
     // MARK: the connection's poll loop
 
-    func watches(into table: inout [Int32: Int16]) {
+    /// Adds what this channel waits for now to the loop's poll set, as
+    /// `owner` (its index among the connection's handlers).
+    func watches(into set: inout PollSet, owner: Int) {
         guard !finished else { return }
         let windowOpen = ssh_channel_window_size(channel) > 0
-        if source >= 0 && windowOpen { table[source, default: 0] |= Int16(POLLIN) }
-        if errorSource >= 0 && windowOpen { table[errorSource, default: 0] |= Int16(POLLIN) }
+        if source >= 0 && windowOpen { set.add(source, Int16(POLLIN), owner: owner) }
+        if errorSource >= 0 && windowOpen { set.add(errorSource, Int16(POLLIN), owner: owner) }
         if sink >= 0 && !sinkClosed && (inputWaiting || hasSinkPending) {
-            table[sink, default: 0] |= Int16(POLLOUT)
+            set.add(sink, Int16(POLLOUT), owner: owner)
         }
-        extraWatches(into: &table)
+        extraWatches(into: &set, owner: owner)
     }
 
     func handle(fd: Int32, events: Int16) {

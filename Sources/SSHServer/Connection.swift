@@ -26,15 +26,20 @@ public struct SSHConnectionEndpoints: Sendable, Equatable {
 
 /// One SSH connection, from key exchange to disconnect, on its own thread.
 ///
-/// The thread runs one poll loop (`ssh_event_dopoll`) over the session's
-/// socket and every descriptor its channels use. libssh calls back into the
-/// connection and its channel handlers from inside the poll; descriptors
-/// that became ready are only recorded there and handled after the poll
-/// returns, because libssh forbids adding or removing descriptors from
-/// inside its own callbacks. Each turn of the loop:
+/// The thread runs one `poll(2)` loop over the session's socket and every
+/// descriptor its channels use (`PollSet`). When the socket is ready,
+/// libssh reads and handles it (`ssh_event_dopoll` on an event holding only
+/// the session) and calls back into the connection and its channel
+/// handlers. Each turn of the loop:
 ///
-///     reconcile watches → dopoll → handle ready descriptors → service
-///     channels (pending opens, exits) → timers (keepalive, idle, limits)
+///     describe the poll set → poll → session input/output → ready
+///     descriptors → service channels (pending opens, exits) → timers
+///
+/// libssh reads at most 4 KiB per call (`MAX_BUF_SIZE` in libssh 0.10's
+/// priv.h), where sshd reads up to 256 KiB. While a read fills that size
+/// more input is likely queued, so the loop lets libssh read again at once
+/// (a poll of one descriptor, no timeout) instead of going round the whole
+/// loop: a 1 GiB upload is 262,144 reads.
 final class Connection: @unchecked Sendable {
     let configuration: SSHServerConfiguration
     let hostKey: HostKey
@@ -47,13 +52,14 @@ final class Connection: @unchecked Sendable {
     private var bind: OpaquePointer?
     private var event: OpaquePointer?
     private var serverCallbacks = UnsafeMutablePointer<ssh_server_callbacks_struct>.allocate(capacity: 1)
-    private var receivedCounter = UnsafeMutablePointer<ssh_counter_struct>.allocate(capacity: 1)
-    private var sentCounter = UnsafeMutablePointer<ssh_counter_struct>.allocate(capacity: 1)
+    /// Bytes on the socket (libssh's "socket counter").
+    private var socketCounter = UnsafeMutablePointer<ssh_counter_struct>.allocate(capacity: 1)
+    /// Packets and payload bytes (libssh's "raw counter").
+    private var packetCounter = UnsafeMutablePointer<ssh_counter_struct>.allocate(capacity: 1)
 
     private(set) var handlers: [ChannelHandler] = []
     var listeners: [Int32: ForwardListener] = [:]
-    private var registered: [Int32: Int16] = [:]
-    fileprivate var ready: [(Int32, Int16)] = []
+    private var pollSet = PollSet()
     /// One buffer for every read and write on this thread: no allocation per
     /// chunk on the data path.
     let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 * 1024, alignment: 16)
@@ -67,24 +73,28 @@ final class Connection: @unchecked Sendable {
     private var keepalivesUnanswered = 0
     private var lastActivity = MonotonicClock.now()
 
-    init(configuration: SSHServerConfiguration, hostKey: HostKey, socket: Int32, endpoints: SSHConnectionEndpoints?, id: Int) {
+    init(
+        configuration: SSHServerConfiguration, hostKey: HostKey, socket: Int32, endpoints: SSHConnectionEndpoints?,
+        id: Int
+    ) {
         self.configuration = configuration
         self.hostKey = hostKey
         self.socket = socket
         self.id = id
         self.endpoints =
             endpoints ?? .of(socket: socket)
-            ?? SSHConnectionEndpoints(clientAddress: "127.0.0.1", clientPort: 0, serverAddress: "127.0.0.1", serverPort: 0)
+            ?? SSHConnectionEndpoints(
+                clientAddress: "127.0.0.1", clientPort: 0, serverAddress: "127.0.0.1", serverPort: 0)
         self.user = LoginUser.current(defaultShell: configuration.defaultShell)
         serverCallbacks.initialize(to: ssh_server_callbacks_struct())
-        receivedCounter.initialize(to: ssh_counter_struct())
-        sentCounter.initialize(to: ssh_counter_struct())
+        socketCounter.initialize(to: ssh_counter_struct())
+        packetCounter.initialize(to: ssh_counter_struct())
     }
 
     deinit {
         serverCallbacks.deallocate()
-        receivedCounter.deallocate()
-        sentCounter.deallocate()
+        socketCounter.deallocate()
+        packetCounter.deallocate()
         scratch.deallocate()
     }
 
@@ -146,7 +156,7 @@ final class Connection: @unchecked Sendable {
         }
         var grace = Int(max(1, configuration.loginGraceTime))
         ssh_options_set(session, SSH_OPTIONS_TIMEOUT, &grace)
-        ssh_set_counters(session, sentCounter, receivedCounter)
+        ssh_set_counters(session, socketCounter, packetCounter)
 
         installServerCallbacks()
         guard ssh_handle_key_exchange(session) == SSH_OK else {
@@ -330,9 +340,15 @@ final class Connection: @unchecked Sendable {
     // MARK: the loop
 
     private func loop() {
+        let socket = ssh_get_fd(session)
         while endReason == nil {
-            reconcileWatches()
-            ssh_event_dopoll(event, nextTimeoutMilliseconds())
+            describePollSet(socket: socket)
+            let n = pollSet.wait(milliseconds: nextTimeoutMilliseconds())
+            if n < 0 && errno != EINTR {
+                end("poll failed: \(String(cString: strerror(errno)))")
+                break
+            }
+            if n > 0 && pollSet.revents(0) != 0 { serviceSession() }
             if sessionClosed {
                 let error = lastError
                 if error.hasPrefix("Received SSH_MSG_DISCONNECT") || error.isEmpty {
@@ -342,14 +358,15 @@ final class Connection: @unchecked Sendable {
                 }
                 break
             }
-            let batch = ready
-            ready.removeAll(keepingCapacity: true)
-            for (fd, events) in batch { dispatch(fd: fd, events: events) }
+            if n > 0 {
+                for slot in 1..<pollSet.count where pollSet.revents(slot) != 0 { dispatch(slot: slot) }
+            }
             for handler in handlers { handler.service() }
-            // Release outside the array mutation: libssh may call back into
-            // this connection (and open new channels) while it closes one.
-            let done = handlers.filter(\.finished)
-            if !done.isEmpty {
+            if handlers.contains(where: \.finished) {
+                // Release outside the array mutation: libssh may call back
+                // into this connection (and open new channels) while it
+                // closes one.
+                let done = handlers.filter(\.finished)
                 handlers.removeAll(where: \.finished)
                 for handler in done { handler.release() }
             }
@@ -357,41 +374,42 @@ final class Connection: @unchecked Sendable {
         }
     }
 
-    private func dispatch(fd: Int32, events: Int16) {
-        if let listener = listeners[fd] {
-            listener.accept(on: self)
-            return
-        }
-        for handler in handlers where handler.owns(fd) {
-            handler.handle(fd: fd, events: events)
-        }
-    }
-
-    /// Brings libssh's descriptor set in line with what handlers want now.
-    private func reconcileWatches() {
-        var wanted: [Int32: Int16] = [:]
-        for handler in handlers { handler.watches(into: &wanted) }
-        for fd in listeners.keys { wanted[fd] = Int16(POLLIN) }
-        for (fd, events) in registered where wanted[fd] != events {
-            ssh_event_remove_fd(event, fd)
-            registered[fd] = nil
-        }
-        let me = Unmanaged.passUnretained(self).toOpaque()
-        for (fd, events) in wanted where registered[fd] == nil {
-            ssh_event_add_fd(
-                event, fd, events,
-                { fd, revents, userdata in
-                    Connection.from(userdata).ready.append((fd, Int16(truncatingIfNeeded: revents)))
-                    return 0
-                }, me)
-            registered[fd] = events
+    /// Lets libssh read and handle the socket, again at once while each
+    /// read fills libssh's buffer (see the type's comment), up to
+    /// `sessionRoundsPerTurn` reads before the channels get their turn.
+    private func serviceSession() {
+        for _ in 0..<Self.sessionRoundsPerTurn {
+            let before = socketCounter.pointee.in_bytes
+            guard ssh_event_dopoll(event, 0) >= 0, endReason == nil, !sessionClosed,
+                socketCounter.pointee.in_bytes - before >= Self.libsshReadSize
+            else { return }
         }
     }
 
-    /// Forgets a descriptor before it is closed, so a new one that reuses
-    /// the number is registered afresh.
-    func unwatch(_ fd: Int32) {
-        if registered.removeValue(forKey: fd) != nil { ssh_event_remove_fd(event, fd) }
+    /// libssh 0.10's `MAX_BUF_SIZE`: the most one socket read takes.
+    static let libsshReadSize: UInt64 = 4096
+    /// 64 reads of 4 KiB: 256 KiB, what sshd reads at once.
+    static let sessionRoundsPerTurn = 64
+
+    private func dispatch(slot: Int) {
+        let fd = pollSet.fd(slot)
+        let events = pollSet.revents(slot)
+        let owner = pollSet.owners[slot]
+        if owner == PollSet.listener {
+            listeners[fd]?.accept(on: self)
+        } else if owner < handlers.count {
+            handlers[owner].handle(fd: fd, events: events)
+        }
+    }
+
+    /// What the loop waits for this turn: the socket (and its output while
+    /// libssh holds some), each channel's descriptors, the listeners.
+    private func describePollSet(socket: Int32) {
+        let writePending = ssh_get_poll_flags(session) & SSH_WRITE_PENDING != 0
+        pollSet.begin(session: socket, events: Int16(POLLIN) | (writePending ? Int16(POLLOUT) : 0))
+        for index in handlers.indices { handlers[index].watches(into: &pollSet, owner: index) }
+        for fd in listeners.keys { pollSet.add(fd, Int16(POLLIN), owner: PollSet.listener) }
+        pollSet.commit()
     }
 
     private func nextTimeoutMilliseconds() -> Int32 {
@@ -402,7 +420,7 @@ final class Connection: @unchecked Sendable {
 
     private func checkTimers() {
         let now = MonotonicClock.now()
-        let packets = receivedCounter.pointee.in_packets
+        let packets = packetCounter.pointee.in_packets
         if packets != lastPacketCount {
             lastPacketCount = packets
             lastPacketIn = now
@@ -432,14 +450,9 @@ final class Connection: @unchecked Sendable {
             handler.abandon()
             handler.release()
         }
-        for (fd, listener) in listeners {
-            unwatch(fd)
-            listener.close()
-        }
+        for listener in listeners.values { listener.close() }
         listeners.removeAll()
         if let event {
-            for fd in registered.keys { ssh_event_remove_fd(event, fd) }
-            registered.removeAll()
             if let session { ssh_event_remove_session(event, session) }
             ssh_event_free(event)
         }
@@ -449,7 +462,7 @@ final class Connection: @unchecked Sendable {
         }
         if let bind { ssh_bind_free(bind) }
         log(
-            "connection ended: \(endReason ?? "done") (in \(receivedCounter.pointee.in_bytes) B, out \(sentCounter.pointee.out_bytes) B)"
+            "connection ended: \(endReason ?? "done") (in \(socketCounter.pointee.in_bytes) B, out \(socketCounter.pointee.out_bytes) B)"
         )
     }
 }

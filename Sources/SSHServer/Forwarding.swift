@@ -149,7 +149,6 @@ extension Connection {
         var found = false
         for (fd, listener) in listeners {
             if case .remoteForward(let a, let p) = listener.kind, a == address, Int32(p) == port {
-                unwatch(fd)
                 listener.close()
                 listeners[fd] = nil
                 found = true

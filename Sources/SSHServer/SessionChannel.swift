@@ -156,6 +156,7 @@ final class SessionChannel: ChannelHandler {
     }
 
     override func service() {
+        if let child, child.pidfd < 0, waitStatus == nil, !finished { collectExit(of: child) }
         if let sftp, !finished {
             flushSFTP()
             if sftp.pendingOutput < SFTPSession.outputLimit {
@@ -200,14 +201,17 @@ final class SessionChannel: ChannelHandler {
         }
     }
 
-    override func extraWatches(into table: inout [Int32: Int16]) {
-        if let child, waitStatus == nil { table[child.pidfd, default: 0] |= Int16(POLLIN) }
+    override func extraWatches(into set: inout PollSet, owner: Int) {
+        if let child, child.pidfd >= 0, waitStatus == nil { set.add(child.pidfd, Int16(POLLIN), owner: owner) }
     }
 
-    override func ownsExtra(_ fd: Int32) -> Bool { child.map { $0.pidfd == fd && waitStatus == nil } ?? false }
-
     override func handleExtra(fd: Int32, events: Int16) {
-        guard let child, fd == child.pidfd, let status = child.collectExit() else { return }
+        guard let child, fd == child.pidfd else { return }
+        collectExit(of: child)
+    }
+
+    private func collectExit(of child: ChildProcess) {
+        guard let status = child.collectExit() else { return }
         waitStatus = status
         closeFD(child.pidfd)
         pty?.closeSlave()

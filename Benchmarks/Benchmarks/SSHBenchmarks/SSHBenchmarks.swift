@@ -7,7 +7,8 @@ import Synchronization
 /// The embedded server beside OpenSSH's sshd on the same loopback in the
 /// same run, both driven by the same OpenSSH client with the same algorithms
 /// (curve25519-sha256 key exchange, ed25519 host keys, and the cipher named
-/// in the benchmark: chacha20-poly1305, OpenSSH's default, or aes128-gcm):
+/// in the benchmark: chacha20-poly1305, OpenSSH's default, aes128-gcm or
+/// aes256-gcm):
 /// 1 GiB down (`ssh host 'head -c 1G /dev/zero' > /dev/null`), 1 GiB up
 /// (`head -c 1G /dev/zero | ssh host 'cat > /dev/null'`), and the time of
 /// `ssh host true`.
@@ -15,8 +16,11 @@ import Synchronization
 /// Each iteration runs the work once against each server, back to back and
 /// in alternating order, so both see the same machine load (the build
 /// machine is shared, and load drifts over minutes). Each iteration prints
-/// ours, sshd's and the ratio with the load average, and records them as
-/// the metrics "ours ms", "sshd ms" and "ours/sshd ‰". The goals (issue 6):
+/// (to stderr, which package-benchmark passes through; its JMH export keeps
+/// only the wall clock) ours, sshd's and the ratio with the load average,
+/// and records them as the metrics "ours ms", "sshd ms" and "ours/sshd ‰",
+/// then the medians so far (the median ratio is that of the pairs, each
+/// measured under the same load). The goals (issue 6):
 /// transfers ≥ 1.0× sshd's throughput, i.e. ours/sshd time ≤ 1000 ‰, and
 /// `ssh host true` no slower than sshd's, also ≤ 1000 ‰.
 let benchmarks: @Sendable () -> Void = {
@@ -30,6 +34,8 @@ let benchmarks: @Sendable () -> Void = {
     let sshdCPU = metric("sshd server CPU ms")
     let cpuRatio = metric("ours/sshd CPU ‰")
     let load = metric("loadavg 1 min ×100")
+    /// This process's paired iterations, by benchmark.
+    let rows = Mutex<[String: [Row]]>([:])
     Benchmark.defaultConfiguration = .init(
         metrics: [.wallClock, ours, sshd, ratio, oursCPU, sshdCPU, cpuRatio, load],
         warmupIterations: 0,
@@ -66,29 +72,60 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.measurement(cpuRatio, Int(cpu["ours"]! / max(cpu["sshd"]!, 0.001) * 1000))
         let loadavg = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first
         benchmark.measurement(load, Int((loadavg.flatMap { Double($0) } ?? 0) * 100))
+        let row = Row(
+            ours: seconds["ours"]!, sshd: seconds["sshd"]!, oursCPU: cpu["ours"]!, sshdCPU: cpu["sshd"]!,
+            load: loadavg.map(String.init) ?? "?")
+        Peers.report("\(benchmark.name): \(row)")
+        // package-benchmark calls the closure once per iteration: the
+        // medians so far, the last line being those of the whole run.
+        let all = rows.withLock {
+            $0[benchmark.name, default: []].append(row)
+            return $0[benchmark.name]!
+        }
+        func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+        Peers.report(
+            String(
+                format: "%@: median of %d: ours %.3f s, sshd %.3f s, ours/sshd %.2f; server CPU ours/sshd %.2f",
+                benchmark.name,
+                all.count, median(all.map(\.ours)), median(all.map(\.sshd)), median(all.map { $0.ours / $0.sshd }),
+                median(all.map { $0.oursCPU / max($0.sshdCPU, 0.001) })))
+    }
+
+    func run(_ benchmark: Benchmark, cipher: String, _ command: String) throws {
+        for _ in benchmark.scaledIterations { try pair(benchmark, cipher: cipher, command) }
     }
 
     let gib = 1 << 30
-    for cipher in ["chacha20-poly1305@openssh.com", "aes128-gcm@openssh.com"] {
+    for cipher in ["chacha20-poly1305@openssh.com", "aes128-gcm@openssh.com", "aes256-gcm@openssh.com"] {
         let short = String(cipher.split(separator: "@")[0])
         let down = "SSH download 1 GiB \(short), ours vs sshd"
         Benchmark(down) { benchmark in
-            for _ in benchmark.scaledIterations {
-                try pair(benchmark, cipher: cipher, "{ssh} 'head -c \(gib) /dev/zero' > /dev/null")
-            }
+            try run(benchmark, cipher: cipher, "{ssh} 'head -c \(gib) /dev/zero' > /dev/null")
         }
         let up = "SSH upload 1 GiB \(short), ours vs sshd"
         Benchmark(up) { benchmark in
-            for _ in benchmark.scaledIterations {
-                try pair(benchmark, cipher: cipher, "head -c \(gib) /dev/zero | {ssh} 'cat > /dev/null'")
-            }
+            try run(benchmark, cipher: cipher, "head -c \(gib) /dev/zero | {ssh} 'cat > /dev/null'")
         }
     }
     let trueName = "ssh host true, ours vs sshd"
     Benchmark(trueName, configuration: .init(warmupIterations: 2, maxIterations: 15)) { benchmark in
-        for _ in benchmark.scaledIterations {
-            try pair(benchmark, cipher: "chacha20-poly1305@openssh.com", "{ssh} true")
-        }
+        try run(benchmark, cipher: "chacha20-poly1305@openssh.com", "{ssh} true")
+    }
+}
+
+/// One paired iteration: wall-clock and server CPU seconds of each server.
+struct Row: Sendable, CustomStringConvertible {
+    var ours: Double
+    var sshd: Double
+    var oursCPU: Double
+    var sshdCPU: Double
+    var load: String
+
+    var description: String {
+        String(
+            format:
+                "ours %.3f s, sshd %.3f s, ours/sshd %.2f; server CPU ours %.2f s, sshd %.2f s, ratio %.2f (loadavg %@)",
+            ours, sshd, ours / sshd, oursCPU, sshdCPU, oursCPU / max(sshdCPU, 0.001), load)
     }
 }
 
@@ -128,7 +165,8 @@ final class Peers: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         config = directory + "/ssh_config"
         let key = directory + "/id_ed25519"
-        _ = Self.run("ssh-keygen -q -t ed25519 -N '' -f \(key) && ssh-keygen -q -t ed25519 -N '' -f \(directory)/hostkey")
+        _ = Self.run(
+            "ssh-keygen -q -t ed25519 -N '' -f \(key) && ssh-keygen -q -t ed25519 -N '' -f \(directory)/hostkey")
         try FileManager.default.copyItem(atPath: key + ".pub", toPath: directory + "/authorized_keys")
 
         var configuration = SSHServerConfiguration(
@@ -252,6 +290,12 @@ final class Peers: Sendable {
         guard fields.count > 15 else { return 0 }
         let ticks = fields[11...14].compactMap { Double($0) }.reduce(0, +)
         return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// A line on stderr, which package-benchmark shows as it runs.
+    static func report(_ line: String) {
+        let text = Array((line + "\n").utf8)
+        _ = text.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
     }
 
     static func freePort() -> UInt16 {
