@@ -85,6 +85,10 @@ let package = Package(
             dependencies: [
                 "WireGuardCore", "CryptoPrimitives", "CMeshLinux", "Netstack", "DERP",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
             ]
         ),
 
@@ -174,7 +178,10 @@ let package = Package(
         ),
         .testTarget(
             name: "MeshTests",
-            dependencies: ["Mesh", "WireGuardCore", "CryptoPrimitives", "Netstack", "DERP"]
+            dependencies: [
+                "Mesh", "WireGuardCore", "CryptoPrimitives", "Netstack", "DERP",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
         ),
         .testTarget(
             name: "SSHServerTests",

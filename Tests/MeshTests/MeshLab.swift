@@ -8,9 +8,12 @@ import Testing
 /// masquerade. Names carry a per-run suffix; `teardown()` deletes every
 /// namespace made (the links go with them), also after a failure.
 final class MeshLab: @unchecked Sendable {
-    enum Topology {
+    enum Topology: Equatable {
         /// A, B and the server on one bridge (10.N.0.0/24).
         case lan
+        /// The same bridge with IPv6 only (fd00:N::/64): DERP, STUN and the
+        /// direct path all over IPv6.
+        case lan6
         /// A and B each behind its own router; routers and server share the
         /// "internet" bridge. `symmetricB`: B's router maps each destination
         /// to a new port (nftables `masquerade random`).
@@ -46,11 +49,14 @@ final class MeshLab: @unchecked Sendable {
         net = Int.random(in: 100...250)
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshlab-\(suffix)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        serverIP = "10.\(net).0.1"
+        serverIP = topology == .lan6 ? "fd00:\(net)::1" : "10.\(net).0.1"
         switch topology {
         case .lan:
             aIP = "10.\(net).0.2"
             bIP = "10.\(net).0.3"
+        case .lan6:
+            aIP = "fd00:\(net)::2"
+            bIP = "fd00:\(net)::3"
         case .nat:
             aIP = "192.168.\(net).2"
             bIP = "192.168.\(net + 1).2"
@@ -78,15 +84,23 @@ final class MeshLab: @unchecked Sendable {
         try Self.sh("ip -n \(outer ?? nsS) link set \(peer) up")
     }
 
+    /// `ip:port` with an IPv6 address in brackets.
+    static func hostPort(_ ip: String, _ port: Int) -> String { ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)" }
+
     private func build(_ topology: Topology) throws {
         try add(nsS)
         try add(nsA)
         try add(nsB)
-        try Self.sh("ip -n \(nsS) link add br0 type bridge && ip -n \(nsS) addr add \(serverIP)/24 dev br0 && ip -n \(nsS) link set br0 up")
+        // IPv6 addresses without duplicate address detection: usable at once.
+        let serverPrefix = topology == .lan6 ? "\(serverIP)/64 nodad" : "\(serverIP)/24"
+        try Self.sh("ip -n \(nsS) link add br0 type bridge && ip -n \(nsS) addr add \(serverPrefix) dev br0 && ip -n \(nsS) link set br0 up")
         switch topology {
         case .lan:
             try veth("a\(suffix.prefix(6))", inner: nsA, address: "\(aIP)/24", bridge: true)
             try veth("b\(suffix.prefix(6))", inner: nsB, address: "\(bIP)/24", bridge: true)
+        case .lan6:
+            try veth("a\(suffix.prefix(6))", inner: nsA, address: "\(aIP)/64 nodad", bridge: true)
+            try veth("b\(suffix.prefix(6))", inner: nsB, address: "\(bIP)/64 nodad", bridge: true)
         case .nat(let symmetricB):
             try add(nsRA)
             try add(nsRB)

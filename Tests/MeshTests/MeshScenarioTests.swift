@@ -38,15 +38,18 @@ import Testing
             let da = X25519.PrivateKey(), db = X25519.PrivateKey()
             let server = lab.serverIP
             try lab.spawn(lab.nsS, name: "derp", ["derp", "--host", server, "--port", "3340", "--queue-depth", "256"])
-            try lab.spawn(lab.nsS, name: "stun", ["stun", "--listen", "\(server):3478"])
+            try lab.spawn(lab.nsS, name: "stun", ["stun", "--listen", MeshLab.hostPort(server, 3478)])
             if blockFirst { try lab.blockUDP() }
             try waitForPort(lab.nsS, 3340)
-            let common = ["--derp", "http://\(server):3340/derp", "--stun", "\(server):3478", "--port", "41641"]
+            let common = [
+                "--derp", "http://\(MeshLab.hostPort(server, 3340))/derp", "--stun", MeshLab.hostPort(server, 3478),
+                "--port", "41641",
+            ]
             try lab.spawn(
                 lab.nsB, name: "b",
                 ["node", "--key", kb.base64, "--disco-key", db.base64, "--address", "fd7a:115c:a1e0::2",
                  "--peer-key", ka.publicKey.base64, "--peer-disco", da.publicKey.base64,
-                 "--peer-address", "fd7a:115c:a1e0::1", "--peer-endpoint", "\(lab.aIP):41641",
+                 "--peer-address", "fd7a:115c:a1e0::1", "--peer-endpoint", MeshLab.hostPort(lab.aIP, 41641),
                  "--listen", "5000", "--file", lab.file("received")] + common)
             guard waitFor({ self.lab.log("b").contains { $0.hasPrefix("ready") } }, seconds: 15) else {
                 throw MeshLab.LabError(description: "node B never ready: \(lab.log("b").suffix(5))")
@@ -55,7 +58,7 @@ import Testing
                 lab.nsA, name: "a",
                 ["node", "--key", ka.base64, "--disco-key", da.base64, "--address", "fd7a:115c:a1e0::1",
                  "--peer-key", kb.publicKey.base64, "--peer-disco", db.publicKey.base64,
-                 "--peer-address", "fd7a:115c:a1e0::2", "--peer-endpoint", "\(lab.bIP):41641",
+                 "--peer-address", "fd7a:115c:a1e0::2", "--peer-endpoint", MeshLab.hostPort(lab.bIP, 41641),
                  "--connect", "5000", "--file", lab.file("send"), "--rate", "\(rate)"] + common)
         }
 
@@ -123,6 +126,24 @@ import Testing
         let ready = run.time("a", "ready") ?? 0
         let direct = run.statusA.first { $0.path == "direct" }?.t
         #expect(direct != nil && direct! - ready <= 2000, "direct at \(direct.map(String.init) ?? "never") ms, ready at \(ready)\n\(run.diagnostics())")
+    }
+
+    // 1 over IPv6: the LAN has IPv6 only, so DERP, STUN, disco and the
+    // direct WireGuard path all run over IPv6 on the dual-stack socket.
+    @Test func sameLANOverIPv6GoesDirect() throws {
+        if let reason = MeshLab.skipReason {
+            print("skipped: \(reason)")
+            return
+        }
+        let run = try Run(.lan6, size: 4 << 20, rate: 0)
+        defer { run.lab.teardown() }
+        #expect(run.finish(seconds: 60), "transfer with matching SHA-256\n\(run.diagnostics())")
+        let ready = run.time("a", "ready") ?? 0
+        let direct = run.statusA.first { $0.path == "direct" }?.t
+        #expect(direct != nil && direct! - ready <= 2000, "direct at \(direct.map(String.init) ?? "never") ms\n\(run.diagnostics())")
+        // A's candidates (interfaces and STUN's answer) are IPv6 only.
+        let endpoints = run.lab.log("a").first { $0.hasPrefix("ready") }?.split(separator: " ").dropFirst(3) ?? []
+        #expect(!endpoints.isEmpty && endpoints.allSatisfy { $0.hasPrefix("[fd00:") }, "endpoints \(Array(endpoints))")
     }
 
     // 4. UDP blocked entirely → DERP.

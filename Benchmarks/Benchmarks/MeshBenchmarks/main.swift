@@ -163,9 +163,12 @@ func report(_ name: String, ours: Double, reference: Double, unit: String, highe
 }
 
 let clock = ContinuousClock()
+/// Which figures to measure (all without arguments): direct, derp, cold, upgrade.
+let selected = Set(CommandLine.arguments.dropFirst())
+func wanted(_ name: String) -> Bool { selected.isEmpty || selected.contains(name) }
 
 // Throughput, direct.
-do {
+if wanted("direct") {
     let reference = try plainTCP(bytes: transferBytes)
     let pair = try await makePair(directPaths: true)
     // Warm up: handshake and the direct path established.
@@ -179,7 +182,7 @@ do {
 }
 
 // Throughput via DERP.
-do {
+if wanted("derp") {
     let reference = try plainTCP(bytes: derpTransferBytes)
     let pair = try await makePair(directPaths: false)
     _ = try await meshTransfer(pair, bytes: 1 << 20, port: 7003, since: clock.now)
@@ -191,7 +194,7 @@ do {
 }
 
 // Cold start to first byte: nodes created, started, dialled, first byte in.
-do {
+if wanted("cold") {
     let reference = try plainTCP(bytes: 1024)
     let start = clock.now
     let pair = try await makePair(directPaths: true)
@@ -205,7 +208,7 @@ do {
 // DERP → direct: from the first dial until the path is direct. The
 // reference is a plain TCP connect-and-first-byte on the same link (the
 // cheapest possible "path ready").
-do {
+if wanted("upgrade") {
     let reference = try plainTCP(bytes: 1024)
     let pair = try await makePair(directPaths: true)
     let listener = try pair.b.listen(port: 7006)

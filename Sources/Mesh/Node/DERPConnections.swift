@@ -1,6 +1,7 @@
 import CryptoPrimitives
 import DERP
 import NIOCore
+import NIOSSL
 import Synchronization
 import WireGuardCore
 
@@ -15,19 +16,33 @@ final class DERPConnections: @unchecked Sendable {
 
     private let map: DERPMap
     private let privateKey: X25519.PrivateKey
+    private let options: DERPClient.Options
     private let connections = Mutex<[Int: Connection]>([:])
     private let home = Mutex<Int?>(nil)
-    private let handler = Mutex<(@Sendable (X25519.PublicKey, [UInt8]) -> Void)?>(nil)
+    private let handler = Mutex<PacketHandler?>(nil)
 
-    init(map: DERPMap, privateKey: consuming X25519.PrivateKey) {
+    /// The closure inside a struct: `Mutex.withLock` hands its value over
+    /// `inout` as a generic parameter, and a bare function type there is
+    /// re-abstracted on the way in and out, so every access stored the
+    /// closure back wrapped in two more thunks: the nth packet paid for a
+    /// chain of 2n calls (DERP throughput fell with every packet). A
+    /// struct field keeps one representation.
+    private struct PacketHandler: Sendable {
+        let call: @Sendable (X25519.PublicKey, [UInt8]) -> Void
+    }
+
+    init(map: DERPMap, privateKey: consuming X25519.PrivateKey, tls: TLSConfiguration) {
         self.map = map
         self.privateKey = privateKey
+        var options = DERPClient.Options()
+        options.tls = tls
+        self.options = options
     }
 
     /// Where received packets go (source node key, bytes).
     var onPacket: (@Sendable (X25519.PublicKey, [UInt8]) -> Void)? {
-        get { handler.withLock { $0 } }
-        set { handler.withLock { $0 = newValue } }
+        get { handler.withLock { $0?.call } }
+        set { handler.withLock { $0 = newValue.map(PacketHandler.init(call:)) } }
     }
 
     /// Makes `region` home: connected, preferred; the old home becomes an
@@ -68,7 +83,7 @@ final class DERPConnections: @unchecked Sendable {
                 c[region]!.lastUse = now
                 return (c[region]!.client, false)
             }
-            let made = DERPClient(url: url, privateKey: privateKey.duplicate()) { [weak self] source, buffer in
+            let made = DERPClient(url: url, privateKey: privateKey.duplicate(), options: options) { [weak self] source, buffer in
                 let bytes = Array(buffer.readableBytesView)
                 self?.onPacket?(source, bytes)
             }

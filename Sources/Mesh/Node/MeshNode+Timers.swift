@@ -38,15 +38,17 @@ extension MeshNode {
             }
             if changed { networkChanged(now: now) }
         }
-        let (due, answered) = state.withLock { s -> (Bool, Bool) in
+        let (due, finished) = state.withLock { s -> (Bool, RegionProbeRound?) in
             let expired = s.ownEndpoints.pendingSTUN.filter { now - $0.value.sent >= PathConstants.stunTimeout }
             for key in expired.keys { s.ownEndpoints.pendingSTUN[key] = nil }
             let active = s.peers.entries.values.contains { $0.path.isActive(now: now) }
             let last = s.ownEndpoints.lastDiscovery
             let due = last.map { now - $0 >= PathConstants.rediscoveryInterval && active } ?? true
-            return (due, s.ownEndpoints.pendingSTUN.isEmpty && !expired.isEmpty)
+            guard let round = s.probeRound, round.isFinished(now: now) else { return (due, nil) }
+            s.probeRound = nil
+            return (due, round)
         }
-        if answered || due { chooseHome() }
+        if let finished { chooseHome(after: finished) }
         if due { discoverEndpoints(now: now) }
     }
 
@@ -63,7 +65,10 @@ extension MeshNode {
     }
 
     /// Sends STUN Binding requests to every region's STUN server from the
-    /// shared socket, and refreshes the interface addresses.
+    /// shared socket, refreshes the interface addresses, and starts a round
+    /// of region latency probes: those STUN requests and an HTTPS latency
+    /// check to every region's DERP server (Tailscale's netcheck does both:
+    /// HTTPS still measures a region when UDP is blocked).
     func discoverEndpoints(now: Instant) {
         let port = device.listenPort
         let local = LocalEndpoints.current(port: port)
@@ -80,6 +85,12 @@ extension MeshNode {
             for (txID, server, region) in requests {
                 s.ownEndpoints.pendingSTUN[txID] = (server, region, now)
             }
+            if configuration.homeRegion == nil {
+                s.probeRound = RegionProbeRound(
+                    started: now,
+                    probes: requests.map { RegionProbeRound.Probe(region: $0.2, method: .stun) }
+                        + configuration.derpMap.regions.keys.map { RegionProbeRound.Probe(region: $0, method: .https) })
+            }
             let after = s.ownEndpoints.all
             return after != before ? after : nil
         }
@@ -87,6 +98,23 @@ extension MeshNode {
             device.sendDatagram(STUNBinding.request(transactionID: txID), to: server)
         }
         if let changed { onEndpointsChanged?(changed) }
+        if configuration.homeRegion == nil { probeHTTPS(round: now) }
+    }
+
+    /// One HTTPS latency probe per region, concurrently; each answer goes
+    /// into the round started at `round` (ignored if a newer one began).
+    private func probeHTTPS(round: Instant) {
+        let tls = configuration.derpTLS
+        for region in configuration.derpMap.regions.values {
+            let probe = RegionProbeRound.Probe(region: region.id, method: .https)
+            Task { [weak self] in
+                let latency = try? await HTTPSLatencyProbe.measure(region.url, tls: tls)
+                self?.state.withLock { s in
+                    guard s.probeRound?.started == round else { return }
+                    if let latency { s.probeRound!.answered(probe, latency: latency) } else { s.probeRound!.failed(probe) }
+                }
+            }
+        }
     }
 
     func receivedSTUN(_ datagram: UnsafeRawBufferPointer, from source: Endpoint) {
@@ -97,7 +125,7 @@ extension MeshNode {
                 let mapped = try? STUNBinding.mappedAddress(inResponse: datagram, transactionID: txID)
             else { return nil }
             s.ownEndpoints.pendingSTUN[txID] = nil
-            s.regionLatency[request.region] = now - request.sent
+            s.probeRound?.answered(RegionProbeRound.Probe(region: request.region, method: .stun), latency: now - request.sent)
             let before = s.ownEndpoints.all
             s.ownEndpoints.reflexive[source] = mapped
             let after = s.ownEndpoints.all
@@ -106,19 +134,22 @@ extension MeshNode {
         if let changed { onEndpointsChanged?(changed) }
     }
 
-    /// Applies `HomeRegion.choose` to the latest latencies unless the home
-    /// is fixed by configuration.
-    func chooseHome() {
+    /// Applies `HomeRegion.choose` to a finished round's latencies (the
+    /// regions that did not answer count as unreachable) unless the home is
+    /// fixed by configuration.
+    func chooseHome(after round: RegionProbeRound) {
         guard configuration.homeRegion == nil else { return }
         let (old, new) = state.withLock { s -> (Int?, Int?) in
             let old = s.home
-            s.home = HomeRegion.choose(current: s.home, latencies: s.regionLatency)
+            s.regionLatency = round.latencies
+            s.home = HomeRegion.choose(current: s.home, latencies: round.latencies)
             return (old, s.home)
         }
         if let new, new != old { derp.keepHome(new) }
     }
 
-    /// Latencies measured to each region's STUN server (the last round).
+    /// Latencies measured to each region (the best of STUN and HTTPS in the
+    /// last finished probe round).
     public var regionLatencies: [Int: Duration] { state.withLock { $0.regionLatency } }
 }
 

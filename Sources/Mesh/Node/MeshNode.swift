@@ -1,5 +1,6 @@
 import CryptoPrimitives
 import DERP
+import NIOSSL
 import Netstack
 import Synchronization
 import WireGuardCore
@@ -29,6 +30,8 @@ public final class MeshNode: @unchecked Sendable {
         public var mtu = 1280
         /// Discover endpoints and probe paths (off: DERP only, for tests).
         public var directPaths = true
+        /// TLS for `https` DERP servers: their connections and latency probes.
+        public var derpTLS = TLSConfiguration.makeClientConfiguration()
 
         public init(addresses: [WireGuardCore.IPAddress], derpMap: DERPMap) {
             self.addresses = addresses
@@ -54,6 +57,7 @@ public final class MeshNode: @unchecked Sendable {
         var apiPings: [Disco.TxID: APIPing] = [:]
         var home: Int?
         var regionLatency: [Int: Duration] = [:]
+        var probeRound: RegionProbeRound?
         var droppedUnknownSource = 0
         var droppedDisco = 0
     }
@@ -61,10 +65,13 @@ public final class MeshNode: @unchecked Sendable {
     /// Called (off the data path) whenever the node's own endpoints change,
     /// for coordination to publish them.
     public var onEndpointsChanged: (@Sendable ([Endpoint]) -> Void)? {
-        get { callbacks.withLock { $0 } }
-        set { callbacks.withLock { $0 = newValue } }
+        get { callbacks.withLock { $0?.call } }
+        set { callbacks.withLock { $0 = newValue.map(EndpointsCallback.init(call:)) } }
     }
-    private let callbacks = Mutex<(@Sendable ([Endpoint]) -> Void)?>(nil)
+    /// In a struct so `Mutex` does not re-wrap the closure on each access
+    /// (see `DERPConnections.PacketHandler`).
+    private struct EndpointsCallback: Sendable { let call: @Sendable ([Endpoint]) -> Void }
+    private let callbacks = Mutex<EndpointsCallback?>(nil)
 
     public init(
         privateKey: consuming X25519.PrivateKey, discoKey: consuming X25519.PrivateKey = X25519.PrivateKey(),
@@ -82,7 +89,7 @@ public final class MeshNode: @unchecked Sendable {
         var initial = NodeState()
         initial.home = configuration.homeRegion ?? configuration.derpMap.regions.keys.min()
         state = Mutex(initial)
-        derp = DERPConnections(map: configuration.derpMap, privateKey: derpKey)
+        derp = DERPConnections(map: configuration.derpMap, privateKey: derpKey, tls: configuration.derpTLS)
         link.attach(stack)
         device.setPath(self)
         derp.onPacket = { [weak self] source, bytes in self?.receivedFromDERP(bytes, from: source) }

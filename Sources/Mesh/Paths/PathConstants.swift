@@ -42,6 +42,13 @@ public enum PathConstants {
     public static let linkCheckInterval: Duration = .seconds(1)
     /// STUN requests are given up after this long.
     public static let stunTimeout: Duration = .seconds(3)
+    /// A round of region latency probes (STUN and HTTPS) ends after this
+    /// long even if some regions never answered; the home region is then
+    /// chosen from what did.
+    public static let probeRoundTimeout: Duration = .seconds(3)
+    /// An HTTPS latency probe (connect, TLS, `GET /derp/latency-check`)
+    /// is given up after this long.
+    public static let httpsProbeTimeout: Duration = .seconds(3)
 
     /// Home DERP region: a region replaces the current home only when its
     /// latency is below this fraction of the home's (Tailscale: 2/3) …
