@@ -1,6 +1,7 @@
 import CryptoPrimitives
 import DERP
 import NIOCore
+import NIOPosix
 import NIOSSL
 import Synchronization
 import WireGuardCore
@@ -20,6 +21,14 @@ final class DERPConnections: @unchecked Sendable {
     private let connections = Mutex<[Int: Connection]>([:])
     private let home = Mutex<Int?>(nil)
     private let handler = Mutex<PacketHandler?>(nil)
+    private let inbox = Mutex<Inbox>(Inbox())
+
+    /// Packets received but not yet handed over, and whether a hand-over
+    /// is already scheduled on the event loop.
+    private struct Inbox: Sendable {
+        var packets: [(source: X25519.PublicKey, packet: ByteBuffer)] = []
+        var scheduled = false
+    }
 
     /// The closure inside a struct: `Mutex.withLock` hands its value over
     /// `inout` as a generic parameter, and a bare function type there is
@@ -28,7 +37,7 @@ final class DERPConnections: @unchecked Sendable {
     /// chain of 2n calls (DERP throughput fell with every packet). A
     /// struct field keeps one representation.
     private struct PacketHandler: Sendable {
-        let call: @Sendable (X25519.PublicKey, [UInt8]) -> Void
+        let call: @Sendable ([(source: X25519.PublicKey, packet: ByteBuffer)]) -> Void
     }
 
     init(map: DERPMap, privateKey: consuming X25519.PrivateKey, tls: TLSConfiguration) {
@@ -39,8 +48,9 @@ final class DERPConnections: @unchecked Sendable {
         self.options = options
     }
 
-    /// Where received packets go (source node key, bytes).
-    var onPacket: (@Sendable (X25519.PublicKey, [UInt8]) -> Void)? {
+    /// Where received packets go, a batch at a time (source node key,
+    /// bytes as NIO read them: no copy until the receiver makes one).
+    var onPackets: (@Sendable ([(source: X25519.PublicKey, packet: ByteBuffer)]) -> Void)? {
         get { handler.withLock { $0?.call } }
         set { handler.withLock { $0 = newValue.map(PacketHandler.init(call:)) } }
     }
@@ -84,14 +94,43 @@ final class DERPConnections: @unchecked Sendable {
                 return (c[region]!.client, false)
             }
             let made = DERPClient(url: url, privateKey: privateKey.duplicate(), options: options) { [weak self] source, buffer in
-                let bytes = Array(buffer.readableBytesView)
-                self?.onPacket?(source, bytes)
+                self?.received(buffer, from: source)
             }
             c[region] = Connection(client: made, lastUse: now)
             return (made, true)
         }
         if fresh { client.start() }
         return client
+    }
+
+    /// Called on the event loop for each packet frame. The packets of one
+    /// read are gathered and handed over together once the loop has
+    /// finished that read (NIO runs queued tasks after its I/O), so the
+    /// device decrypts them under one lock and Netstack takes them as one
+    /// batch (one ACK for many segments), as on the UDP path.
+    private func received(_ packet: ByteBuffer, from source: X25519.PublicKey) {
+        let first = inbox.withLock { i -> Bool in
+            i.packets.append((source, packet))
+            defer { i.scheduled = true }
+            return !i.scheduled
+        }
+        guard first else { return }
+        if let loop = MultiThreadedEventLoopGroup.currentEventLoop {
+            loop.execute { self.handOver() }
+        } else {
+            handOver()
+        }
+    }
+
+    private func handOver() {
+        let batch = inbox.withLock { i in
+            defer {
+                i.packets.removeAll(keepingCapacity: true)
+                i.scheduled = false
+            }
+            return i.packets
+        }
+        if !batch.isEmpty { onPackets?(batch) }
     }
 
     /// Closes connections other than home that sat idle.

@@ -1,4 +1,5 @@
 import CryptoPrimitives
+import NIOCore
 import WireGuardCore
 
 /// The node as the device's datagram path: demultiplexing by shape on the
@@ -65,20 +66,37 @@ extension MeshNode: DatagramPath {
         return d[4] == 0x21 && d[5] == 0x12 && d[6] == 0xa4 && d[7] == 0x42
     }
 
-    /// A WireGuard datagram that came over DERP from `source`.
-    func receivedFromDERP(_ bytes: [UInt8], from source: X25519.PublicKey) {
-        if bytes.withUnsafeBytes({ Disco.looksLikeDisco($0) }) {
-            bytes.withUnsafeBytes { receivedDisco($0, via: .derp(source)) }
-            return
+    /// WireGuard datagrams (and disco) that came over DERP: copied once
+    /// into one buffer for the batch, disco taken out, the rest decrypted
+    /// in place and delivered as one batch.
+    func receivedFromDERP(_ batch: [(source: X25519.PublicKey, packet: ByteBuffer)]) {
+        let total = batch.reduce(0) { $0 + $1.packet.readableBytes }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(total, 1), alignment: 16)
+        defer { buffer.deallocate() }
+        var wireGuard: [(source: X25519.PublicKey, range: Range<Int>)] = []
+        wireGuard.reserveCapacity(batch.count)
+        var offset = 0
+        for (source, packet) in batch {
+            let range = offset..<(offset + packet.readableBytes)
+            packet.withUnsafeReadableBytes { UnsafeMutableRawBufferPointer(rebasing: buffer[range]).copyMemory(from: $0) }
+            offset = range.upperBound
+            let bytes = UnsafeRawBufferPointer(rebasing: buffer[range])
+            if Disco.looksLikeDisco(bytes) {
+                receivedDisco(bytes, via: .derp(source))
+            } else {
+                wireGuard.append((source, range))
+            }
         }
+        guard !wireGuard.isEmpty else { return }
         let now = DeviceClock.now()
-        let handle = state.withLock { s -> Endpoint? in
-            guard let handle = s.peers.handle(nodeKey: source) else { return nil }
-            s.peers[handle]!.counters.receivedRelayed += 1
-            s.peers[handle]!.path.noteActivity(now: now)
-            return handle
+        let datagrams = state.withLock { s -> [(range: Range<Int>, source: Endpoint)] in
+            wireGuard.compactMap { source, range in
+                guard let handle = s.peers.handle(nodeKey: source) else { return nil }
+                s.peers[handle]!.counters.receivedRelayed += 1
+                s.peers[handle]!.path.noteActivity(now: now)
+                return (range, handle)
+            }
         }
-        guard let handle else { return }
-        device.receiveRelayed(bytes, from: handle)
+        device.receiveRelayed(buffer, datagrams: datagrams)
     }
 }

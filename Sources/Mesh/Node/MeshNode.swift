@@ -92,7 +92,7 @@ public final class MeshNode: @unchecked Sendable {
         derp = DERPConnections(map: configuration.derpMap, privateKey: derpKey, tls: configuration.derpTLS)
         link.attach(stack)
         device.setPath(self)
-        derp.onPacket = { [weak self] source, bytes in self?.receivedFromDERP(bytes, from: source) }
+        derp.onPackets = { [weak self] batch in self?.receivedFromDERP(batch) }
     }
 
     public var publicKey: X25519.PublicKey { nodeKey }

@@ -41,18 +41,49 @@ extension WireGuardDevice {
         currentSocket.send([OutgoingDatagram(peer: nil, endpoint: destination, bytes: bytes)])
     }
 
-    /// Feeds a WireGuard datagram that arrived over the relay, from the peer
-    /// whose handle is `source`; a decrypted packet goes to the packet end.
-    public func receiveRelayed(_ datagram: [UInt8], from source: Endpoint) {
-        var bytes = datagram
-        bytes.withUnsafeMutableBytes { buffer in
-            let (result, out) = core.withLock { c in
-                let result = c.decapsulate(buffer, datagram: 0..<buffer.count, source: source, now: DeviceClock.now())
-                return (result, c.takeOutgoing())
+    /// Feeds WireGuard datagrams that arrived over the relay, each at its
+    /// range in `buffer` and from the peer whose handle is its `source`:
+    /// like the receive loop, prepared under the lock, opened in place
+    /// outside it, finished in arrival order, and the decrypted packets
+    /// handed to the packet end as one batch.
+    public func receiveRelayed(
+        _ buffer: UnsafeMutableRawBufferPointer, datagrams: [(range: Range<Int>, source: Endpoint)]
+    ) {
+        guard !datagrams.isEmpty else { return }
+        let now = DeviceClock.now()
+        var jobs: [(index: Int, job: WireGuardCore.OpenJob)] = []
+        jobs.reserveCapacity(datagrams.count)
+        let outgoing: [OutgoingDatagram] = core.withLock { c in
+            for (k, d) in datagrams.enumerated() {
+                let bytes = UnsafeRawBufferPointer(rebasing: buffer[d.range])
+                guard bytes.first == 4 else {
+                    // Handshake messages (rare over DERP) carry no packet.
+                    _ = c.decapsulate(buffer, datagram: d.range, source: d.source, now: now)
+                    continue
+                }
+                if case .open(let job) = c.prepareDecapsulation(bytes, source: d.source, now: now) {
+                    jobs.append((k, job))
+                }
             }
-            if case .tunnel(_, let range) = result { end.writePacket(UnsafeRawBufferPointer(rebasing: buffer[range])) }
-            send(out, on: currentSocket)
+            return c.takeOutgoing()
         }
+        let plaintexts = jobs.map { $0.job.open(buffer, datagram: datagrams[$0.index].range) }
+        var deliveries: [Range<Int>] = []
+        deliveries.reserveCapacity(jobs.count)
+        let more: [OutgoingDatagram] = core.withLock { c in
+            for (k, (index, job)) in jobs.enumerated() {
+                let d = datagrams[index]
+                let result = c.finishDecapsulation(
+                    job, buffer: UnsafeRawBufferPointer(buffer), plaintext: plaintexts[k], datagramSize: d.range.count,
+                    source: d.source, now: now)
+                if case .tunnel(_, let range) = result { deliveries.append(range) }
+            }
+            return c.takeOutgoing()
+        }
+        let udp = currentSocket
+        send(outgoing, on: udp)
+        end.writePackets(count: deliveries.count) { UnsafeRawBufferPointer(rebasing: buffer[deliveries[$0]]) }
+        send(more, on: udp)
     }
 
     /// The receive loop's first step: the path takes its datagrams and
