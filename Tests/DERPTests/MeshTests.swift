@@ -36,7 +36,8 @@ import Testing
         #expect(servers[0].server.metrics.snapshot["packets_forwarded_out"] == 1)
         #expect(servers[2].server.metrics.snapshot["packets_forwarded_in"] == 1)
         #expect(servers[1].server.metrics.snapshot["packets_forwarded_in"] == 0)
-        // And back, 3 → 1.
+        // And back, 3 → 1, once server 3 has heard of the client on server 1.
+        #expect(await eventually(timeout: .seconds(10)) { servers[2].server.isKnownRemotely(one.publicKey) })
         try await three.send(to: one.publicKey, packet: [3])
         #expect(await nextEvent(one, where: isPacket) == .packet(source: three.publicKey, packet: ByteBuffer(bytes: [3])))
         // The destination leaves: the sender on server 1 hears PeerGone.

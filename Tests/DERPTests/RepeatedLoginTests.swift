@@ -8,6 +8,8 @@ import Testing
 /// async frame holding a `NodeKey` beside references overran its task
 /// allocation; see `LoginResult`). glibc then aborted the whole test
 /// process, so a recurrence fails this test (and its target) outright.
+/// Each new client is also sent to as soon as its `connect` returns: the
+/// server registers a client before its ServerInfo leaves.
 @Suite struct RepeatedLoginTests {
     @Test func manyLoginsInARowLeaveTheHeapIntact() async throws {
         let server = try await startServer()
@@ -20,6 +22,9 @@ import Testing
             _ = try await client.ping()
             try await client.send(to: receiver.publicKey, packet: [UInt8(round)])
             #expect(await nextEvent(receiver, where: isPacket) == .packet(source: client.publicKey, packet: ByteBuffer(bytes: [UInt8(round)])))
+            // A client that has its ServerInfo is reachable at once.
+            try await receiver.send(to: client.publicKey, packet: [UInt8(round), 1])
+            #expect(await nextEvent(client, where: isPacket) == .packet(source: receiver.publicKey, packet: ByteBuffer(bytes: [UInt8(round), 1])))
             await client.close()
         }
         await receiver.close()

@@ -71,19 +71,25 @@ func row(_ name: String, _ ours: Double, _ reference: Double, digits: Int = 1, g
     print(pad(name, 52) + num(ours, digits: digits) + num(reference, digits: digits) + num(ours / reference, 8, digits: 2) + (goal.isEmpty ? "" : "  " + goal))
 }
 
+/// Names the run a failure came from.
+func labelled(_ name: String, _ run: () async throws -> RelayRun) async throws -> RelayRun {
+    do { return try await run() } catch { throw BenchmarkFailure("\(name): \(error)") }
+}
+
 do {
     for size in [1400, 100] {
         // Packets per round from a first short probe, so that each round
         // lasts about `roundSeconds` whatever the machine's load.
-        let probe = try await RelayRun.socat(size: size, count: 20_000)
+        let probe = try await labelled("socat probe, \(size) B") { try await RelayRun.socat(size: size, count: 20_000) }
         let count = max(20_000, Int(probe.packetsPerSecond * roundSeconds))
         var ours: [RelayRun] = []
         var socat: [RelayRun] = []
         var client: [RelayRun] = []
-        for _ in 0..<rounds {
-            ours.append(try await RelayRun.derp(size: size, count: count))
-            socat.append(try await RelayRun.socat(size: size, count: count))
-            client.append(try await RelayRun.derpClients(size: size, count: count))
+        for round in 0..<rounds {
+            ours.append(try await labelled("ours, \(size) B, round \(round + 1)") { try await RelayRun.derp(size: size, count: count) })
+            socat.append(try await labelled("socat, \(size) B, round \(round + 1)") { try await RelayRun.socat(size: size, count: count) })
+            client.append(
+                try await labelled("DERPClient, \(size) B, round \(round + 1)") { try await RelayRun.derpClients(size: size, count: count) })
         }
         let ourRate = median(ours.map(\.packetsPerSecond))
         let socatRate = median(socat.map(\.packetsPerSecond))

@@ -229,12 +229,15 @@ public final class ServerConnection: ChannelInboundHandler, RemovableChannelHand
             connection: self, eventLoop: context.eventLoop, queueDepth: server.configuration.queueDepth,
             discoQueueDepth: server.configuration.discoQueueDepth)
         state = .loggedIn(handle)
-        // ServerInfo is written before the client is registered: once it is
-        // reachable, a packet for it may be drained (on this loop, even
-        // within `register`), and ServerInfo must stay the first frame.
+        // ServerInfo is queued on the channel before the client is
+        // registered, so it stays the first frame even when a packet for
+        // the client is drained on this loop within `register`; it is
+        // flushed only after `register`, so a client that has its
+        // ServerInfo is reachable: a peer told "logged in" may send to it at
+        // once without the packets meeting an unknown destination.
         context.write(wrapOutboundOut(Frame.serverInfo(sealed).encoded(allocator: context.channel.allocator)), promise: nil)
-        context.flush()
         server.register(handle)
+        context.flush()
         logger.debug("client logged in", metadata: ["mesh": "\(canMesh)", "version": "\(info.version)"])
         let interval = server.configuration.keepAliveInterval
         // Jitter (up to a tenth) keeps many clients from waking in step.
