@@ -36,10 +36,10 @@ public struct Nonce12: Hashable, Sendable, RawBytes {
 
 /// A 192-bit nonce for XChaCha20-Poly1305 and NaCl box.
 public struct Nonce24: Hashable, Sendable, RawBytes {
-    @usableFromInline var storage: SIMD32<UInt8>
+    @usableFromInline var storage: Words4
 
     public init(_ bytes: some RawBytes) throws {
-        var value = SIMD32<UInt8>.zero
+        var value = Words4()
         let ok = bytes.withUnsafeBytes { source in
             guard source.count == 24 else { return false }
             Swift.withUnsafeMutableBytes(of: &value) { $0.copyMemory(from: source) }
@@ -53,7 +53,7 @@ public struct Nonce24: Hashable, Sendable, RawBytes {
 
     /// A fresh random nonce: 192 bits make random nonces safe to use freely.
     public static func random() -> Nonce24 {
-        var value = SIMD32<UInt8>.zero
+        var value = Words4()
         Swift.withUnsafeMutableBytes(of: &value) {
             SecureRandom.fill(UnsafeMutableRawBufferPointer(rebasing: $0[0..<24]))
         }

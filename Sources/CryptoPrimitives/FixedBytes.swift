@@ -9,15 +9,15 @@
 /// with `constantTimeEquals`.
 public struct Bytes32: Hashable, Sendable, RawBytes {
     public static let count = 32
-    @usableFromInline var storage: SIMD32<UInt8>
+    @usableFromInline var storage: Words4
 
     public static let zero = Bytes32()
 
-    @inlinable public init() { storage = .zero }
+    @inlinable public init() { storage = Words4() }
 
     /// Copies exactly 32 bytes; any other length is an error.
     public init(_ bytes: some RawBytes) throws {
-        var value = SIMD32<UInt8>.zero
+        var value = Words4()
         let ok = bytes.withUnsafeBytes { source in
             guard source.count == Self.count else { return false }
             Swift.withUnsafeMutableBytes(of: &value) { $0.copyMemory(from: source) }
@@ -32,7 +32,7 @@ public struct Bytes32: Hashable, Sendable, RawBytes {
     /// Builds the value by letting `body` fill all 32 bytes.
     @inlinable
     public init(filling body: (UnsafeMutableRawBufferPointer) throws -> Void) rethrows {
-        var value = SIMD32<UInt8>.zero
+        var value = Words4()
         try Swift.withUnsafeMutableBytes(of: &value) { try body($0) }
         storage = value
     }
@@ -49,7 +49,7 @@ public struct Bytes32: Hashable, Sendable, RawBytes {
 
     public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
 
-    public var isZero: Bool { storage == .zero }
+    public var isZero: Bool { storage.isZero }
 }
 
 /// 16 bytes held inline: the keyed-BLAKE2s MACs (mac1, mac2) and cookies.
