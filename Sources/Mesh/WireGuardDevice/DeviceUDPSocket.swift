@@ -96,6 +96,9 @@ final class DeviceUDPSocket: @unchecked Sendable {
                 if n < size { break }
             }
             if j - i >= 2 {
+                // Singles gathered so far go first: per-peer order is kept.
+                send(singles)
+                singles.removeAll(keepingCapacity: true)
                 var raw = Self.raw(destination)
                 let rc = tether_udp_send_gso(
                     fd, scratch.baseAddress!.assumingMemoryBound(to: UInt8.self), total, UInt16(size), &raw)
