@@ -112,6 +112,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
+                "CryptoPrimitives", "WireGuardCore", "Netstack", "DERP", "Mesh", "SSHServer",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -124,7 +125,7 @@ let package = Package(
             name: "ControlPlane",
             dependencies: [
                 "Agent",
-                "CryptoPrimitives",
+                "CryptoPrimitives", "WireGuardCore", "DERP", "Mesh",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
@@ -148,7 +149,10 @@ let package = Package(
                 "ControlPlane",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "WSClient", package: "swift-websocket"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
 

@@ -2,8 +2,10 @@
 # The main job: builds `tether`, starts a local control plane, signs in as the
 # first user, creates the demo workspace (scripts/demo-workspace.json) and
 # starts its agent through the control plane's init script, exactly as a pod
-# or VM would. Prints the dashboard link; Ctrl-C stops the agent (which runs
-# its stop script and reports `off`) and then the control plane.
+# or VM would, then checks `ssh demo.coder` through the tailnet (OpenSSH with
+# `tether ssh --stdio` as its ProxyCommand). Prints the ssh command and the
+# dashboard link; Ctrl-C stops the agent (which runs its stop script and
+# reports `off`) and then the control plane.
 #
 # Environment: TETHER_PORT (default 3000), TETHER_RUN_DIR (default .tether-run,
 # recreated on each run), TETHER_BUILD (release or debug; default release).
@@ -64,12 +66,24 @@ for _ in $(seq 100); do
 done
 echo
 "$bin" list
+
+# SSH through the tailnet. The Host block goes into a config file of this
+# run, not ~/.ssh/config (`tether config-ssh` without --ssh-config does that).
+"$bin" config-ssh --ssh-config "$run/ssh_config" >/dev/null
+ssh_cmd="ssh -F $run/ssh_config -o UserKnownHostsFile=$run/known_hosts -o StrictHostKeyChecking=accept-new demo.coder"
+if out=$($ssh_cmd -o BatchMode=yes 'echo "hello from $(hostname) over the tailnet"' 2>"$run/ssh.err"); then
+    echo "$out"
+else
+    echo "ssh through the tailnet failed:" >&2
+    cat "$run/ssh.err" >&2
+fi
 echo
 echo "Control plane: $url   (logs: $run/server.log, agent: $run/agent.log)"
 echo "Dashboard (one-time sign-in link, valid 60 s; \`TETHER_CONFIG_DIR=$run/cli $bin dashboard\` makes another):"
 echo "  $("$bin" dashboard)"
 echo "Metrics: $url/metrics"
 echo
-echo "Not wired yet: SSH into the workspace through the mesh (tether ssh / config-ssh)."
+echo "SSH into the workspace (WireGuard over the embedded DERP relay, then direct UDP):"
+echo "  $ssh_cmd"
 echo "Press Ctrl-C to stop."
 wait "$agent" || true

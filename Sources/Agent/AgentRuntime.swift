@@ -43,6 +43,9 @@ public final class AgentRuntime: Sendable {
     let startedAt = monotonicNanos()
     private let manifest = Locked<Manifest?>(nil)
     private let manifestArrived = WakeSignal()
+    /// The tailnet side (mesh node + SSH server), made at the first
+    /// coordination message, which follows `welcome` and its manifest.
+    private let tunnel = Locked<AgentTunnel?>(nil)
 
     public init(options: AgentOptions, logger: Logger = Logger(label: "tether.agent")) {
         self.options = options
@@ -59,6 +62,9 @@ public final class AgentRuntime: Sendable {
             os: "linux", arch: machineArchitecture())
         let manifest = self.manifest
         let arrived = manifestArrived
+        let tunnel = self.tunnel
+        let reporter = self.reporter
+        let token = options.token
         connection = ControlConnection(
             url: options.url, token: options.token, hello: hello, reporter: reporter, logger: logger,
             onManifest: { m in
@@ -68,6 +74,23 @@ public final class AgentRuntime: Sendable {
                     return true
                 }
                 if first { arrived.notify() }
+            },
+            onCoordination: { message in
+                let current = tunnel.withLock { t -> AgentTunnel in
+                    if let t { return t }
+                    let motd = manifest.value?.motdPath ?? ""
+                    let made = AgentTunnel(
+                        identity: token, motdPath: motd.isEmpty ? nil : expandTilde(motd), logger: logger,
+                        publish: { reporter.setNode($0) }, peerReady: { reporter.readyForHandshake(nodeKey: $0) })
+                    t = made
+                    return made
+                }
+                switch message {
+                case .tunnel(let config): current.configure(config)
+                case .peerUpsert(let peer): current.upsertPeer(peer.node)
+                case .peerRemove(let peer): current.removePeer(nodeKey: peer.nodeKey)
+                default: break
+                }
             })
         reporter.setLifecycle(.created)
     }
@@ -107,6 +130,7 @@ public final class AgentRuntime: Sendable {
         }
         await connectionTask.value
         closing.cancel()
+        if let t = tunnel.value { await t.stop() }
         logger.info("agent stopped")
         return 0
     }

@@ -21,6 +21,9 @@ final class ControlConnection: Sendable {
     let logger: Logger
     /// Called with each `welcome`'s manifest (the agent uses the first).
     let onManifest: @Sendable (Manifest) -> Void
+    /// Called with each coordination message (`tunnel`, `peer_upsert`,
+    /// `peer_remove`), in arrival order.
+    let onCoordination: @Sendable (ServerMessage) -> Void
     /// Set while a connection is up and has sent everything (logs
     /// acknowledged, last lifecycle state written): shutdown waits for it.
     let connected = Atomic<Bool>(false)
@@ -33,7 +36,8 @@ final class ControlConnection: Sendable {
 
     init(
         url: String, token: String, hello: Hello, reporter: Reporter, logger: Logger,
-        onManifest: @escaping @Sendable (Manifest) -> Void
+        onManifest: @escaping @Sendable (Manifest) -> Void,
+        onCoordination: @escaping @Sendable (ServerMessage) -> Void = { _ in }
     ) {
         self.url = url
         self.token = token
@@ -41,6 +45,7 @@ final class ControlConnection: Sendable {
         self.reporter = reporter
         self.logger = logger
         self.onManifest = onManifest
+        self.onCoordination = onCoordination
     }
 
     /// The WebSocket URL for a control plane base URL (http→ws, https→wss).
@@ -144,12 +149,15 @@ final class ControlConnection: Sendable {
                     }
                 }
                 while let message = try await messages.next() {
-                    switch try decode(message) {
+                    let decoded = try decode(message)
+                    switch decoded {
                     case .logsAck(let ack) where ack.session == reporter.session:
                         reporter.acknowledgeLogs(through: ack.seq)
                     case .error(let error):
                         logger.error("control plane closed the connection: \(error.code): \(error.message)")
-                    case .welcome, .logsAck, .unknown:
+                    case .tunnel, .peerUpsert, .peerRemove:
+                        onCoordination(decoded)
+                    case .welcome, .logsAck, .readyForHandshake, .unknown:
                         break
                     }
                 }

@@ -16,6 +16,11 @@ public final class Reporter: Sendable {
         var portsVersion = 0
         var stats: Stats?
         var statsVersion = 0
+        /// The tunnel node's own description (coordination), latest only.
+        var node: NodeInfo?
+        var nodeVersion = 0
+        /// Peers just added (coordination events, sent once).
+        var readyPeers: [String] = []
         /// Highest seq the control plane has confirmed.
         var ackedLogSeq: UInt64 = 0
     }
@@ -27,6 +32,7 @@ public final class Reporter: Sendable {
         var appsVersion = -1
         var portsVersion = -1
         var statsVersion = -1
+        var nodeVersion = -1
         var metadataAll = true
     }
 
@@ -99,6 +105,21 @@ public final class Reporter: Sendable {
         wake.notify()
     }
 
+    /// The tunnel node's description; each connection sends the latest.
+    public func setNode(_ node: NodeInfo) {
+        state.withLock {
+            $0.node = node
+            $0.nodeVersion += 1
+        }
+        wake.notify()
+    }
+
+    /// The tunnel added a peer: its client may start its handshake.
+    public func readyForHandshake(nodeKey: String) {
+        state.withLock { $0.readyPeers.append(nodeKey) }
+        wake.notify()
+    }
+
     // MARK: Connection side
 
     /// A cursor for a fresh connection whose `welcome` said the control
@@ -152,6 +173,10 @@ public final class Reporter: Sendable {
             cursor.portsVersion = s.portsVersion
             if cursor.statsVersion != s.statsVersion, let stats = s.stats { out.append(.stats(stats)) }
             cursor.statsVersion = s.statsVersion
+            if cursor.nodeVersion != s.nodeVersion, let node = s.node { out.append(.node(NodeUpdate(node: node))) }
+            cursor.nodeVersion = s.nodeVersion
+            for key in s.readyPeers { out.append(.readyForHandshake(ReadyForHandshake(nodeKey: key))) }
+            s.readyPeers = []
             return out
         }
     }

@@ -11,6 +11,7 @@ import NIOWebSocket
 struct AgentSocket {
     let store: Store
     let hub: Hub
+    let coordinator: Coordinator
     let metrics: Metrics
 
     func handle(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter, token: String?, logger: Logger) async {
@@ -22,6 +23,14 @@ struct AgentSocket {
         var log = logger
         log[metadataKey: "agent"] = "\(agent.workspaceName).\(agent.spec.name)"
         var connectionID: Int?
+        // Coordination messages arrive from other sockets' tasks: one task
+        // writes them, in order.
+        let (pushes, push) = AsyncStream<ServerMessage>.makeStream()
+        let pusher = Task { for await m in pushes { try? await send(m, outbound) } }
+        defer {
+            push.finish()
+            pusher.cancel()
+        }
         do {
             var messages = inbound.messages(maxSize: ControlLimits.maxMessageBytes).makeAsyncIterator()
             guard let first = try await messages.next() else { return }
@@ -47,6 +56,9 @@ struct AgentSocket {
             log.info("agent connected: version \(hello.agentVersion), session \(hello.session), resume after log seq \(resume)")
             let manifest = Manifest(agentID: agent.id, workspaceID: agent.workspaceID, workspaceName: agent.workspaceName, spec: agent.spec)
             try await send(.welcome(Welcome(manifest: manifest, resumeLogSeq: resume)), outbound)
+            if let connectionID {
+                await coordinator.agentConnected(agentID: agent.id, connectionID: connectionID) { push.yield($0) }
+            }
 
             while let frame = try await messages.next() {
                 let message = try decode(frame)
@@ -81,6 +93,10 @@ struct AgentSocket {
                     await hub.stats(agentID: agent.id, stats)
                 case .listeningPorts(let ports):
                     await hub.ports(agentID: agent.id, ports)
+                case .node(let update):
+                    try await coordinator.agentNode(agentID: agent.id, update.node)
+                case .readyForHandshake(let ready):
+                    await coordinator.agentReady(agentID: agent.id, nodeKey: ready.nodeKey)
                 case .unknown(let type):
                     metrics.unknownMessages.add(1, ordering: .relaxed)
                     log.debug("skipped message of unknown type \(type)")
@@ -101,6 +117,7 @@ struct AgentSocket {
             try? await outbound.close(.messageTooLarge, reason: "error")
         }
         if let connectionID {
+            await coordinator.agentDisconnected(agentID: agent.id, connectionID: connectionID)
             await hub.disconnect(agentID: agent.id, connectionID: connectionID)
             try? await store.setDisconnected(agentID: agent.id, at: nowMS())
         }

@@ -19,6 +19,10 @@ public struct ServerOptions: Sendable {
     public var dataDirectory: String
     /// The URL agents and browsers use; default `http://host:port`.
     public var accessURL: String?
+    /// Ports of the embedded DERP relay (TCP) and STUN server (UDP) on
+    /// `host`; 0 lets the kernel pick (the DERP map names the ports).
+    public var derpPort = 0
+    public var stunPort = 0
 
     public init(host: String, port: Int, dataDirectory: String, accessURL: String? = nil) {
         self.host = host
@@ -28,8 +32,9 @@ public struct ServerOptions: Sendable {
     }
 }
 
-/// `tether server`: the HTTP API, the agent WebSocket, the dashboard and
-/// `/metrics`, over one SQLite database in the data directory.
+/// `tether server`: the HTTP API, the agent WebSocket, client coordination,
+/// the embedded DERP relay and STUN server, the dashboard and `/metrics`,
+/// over one SQLite database in the data directory.
 public enum ControlPlaneServer {
     public static func run(_ options: ServerOptions, logger: Logger = Logger(label: "tether.server")) async throws {
         makeDirectory(options.dataDirectory)
@@ -39,10 +44,28 @@ public enum ControlPlaneServer {
         try await hub.reload()
         let accessURL = AccessURL(options.accessURL ?? "http://\(options.host):\(options.port)")
 
+        let relay = try await EmbeddedRelay.start(
+            host: options.host, derpPort: options.derpPort, stunPort: options.stunPort,
+            advertisedHost: EmbeddedRelay.host(ofURL: accessURL.value), logger: logger)
+        defer { Task { await relay.stop() } }
+        logger.info("embedded DERP relay at \(relay.derpMap[0].url), STUN at \(relay.derpMap[0].stun ?? "(not advertised)")")
+        let coordinator = Coordinator(derpMap: relay.derpMap, logger: logger)
+
         let api = API(store: store, hub: hub, metrics: metrics, accessURL: accessURL, logger: logger)
         let router = Router(context: BasicWebSocketRequestContext.self)
         api.register(router)
-        let socket = AgentSocket(store: store, hub: hub, metrics: metrics)
+        let socket = AgentSocket(store: store, hub: hub, coordinator: coordinator, metrics: metrics)
+        let clients = ClientSocket(coordinator: coordinator, metrics: metrics)
+        router.ws(RouterPath(stringLiteral: ClientSocket.path)) { request, _ in
+            _ = try await coordinationTarget(request, store: store, metrics: metrics)
+            return .upgrade([:])
+        } onUpgrade: { inbound, outbound, context in
+            guard let target = try? await coordinationTarget(context.request, store: store, metrics: metrics) else {
+                try? await outbound.close(.policyViolation, reason: "unauthorized")
+                return
+            }
+            await clients.handle(inbound, outbound, target: target, logger: context.logger)
+        }
         router.ws(RouterPath(stringLiteral: ControlProtocolVersion.agentPath)) { request, _ in
             guard let token = bearer(request), try await store.authenticateAgent(token: token) != nil else {
                 metrics.authFailures.add(1, ordering: .relaxed)
@@ -62,9 +85,10 @@ public enum ControlPlaneServer {
                 // larger frames are cut off by the WebSocket layer (1009).
                 configuration: .init(ws: .init(maxFrameSize: 4 * ControlLimits.maxMessageBytes, autoPing: .enabled(timePeriod: .seconds(15)))),
                 // Refused upgrades get 401 from the route, not the library's 400.
-                guardedPaths: [ControlProtocolVersion.agentPath],
-                authenticate: { _, token in
+                guardedPaths: [ControlProtocolVersion.agentPath, ClientSocket.path],
+                authenticate: { path, token in
                     guard let token else { return false }
+                    if path == ClientSocket.path { return (try? await store.authenticateUser(token: token)) != nil }
                     return (try? await store.authenticateAgent(token: token)) != nil
                 }),
             configuration: .init(address: .hostname(options.host, port: options.port), serverName: "tether"),
@@ -95,6 +119,31 @@ public enum ControlPlaneServer {
             current += "/" + part
             mkdir(current, 0o700)
         }
+    }
+}
+
+/// The agent a coordination request names (`workspace`, optional `agent`),
+/// if its user token is good and the user owns the workspace; otherwise the
+/// HTTP error that says which of these failed.
+func coordinationTarget(_ request: Request, store: Store, metrics: Metrics) async throws -> Store.AgentTarget {
+    guard let token = bearer(request), let user = try await store.authenticateUser(token: token) else {
+        metrics.authFailures.add(1, ordering: .relaxed)
+        throw HTTPError(.unauthorized)
+    }
+    guard let workspace = request.uri.queryParameters.get("workspace"), !workspace.isEmpty else {
+        throw HTTPError(.badRequest, message: "give ?workspace=NAME")
+    }
+    let agent = request.uri.queryParameters.get("agent").flatMap { $0.isEmpty ? nil : $0 }
+    switch try await store.findAgent(workspace: workspace, agent: agent) {
+    case .found(let target) where target.ownerID == user.id:
+        return target
+    case .found, .noWorkspace:
+        // Another user's workspace looks the same as none at all.
+        throw HTTPError(.notFound, message: "no workspace named \(workspace)")
+    case .noAgent(let names):
+        throw HTTPError(.notFound, message: "workspace \(workspace) has no agent \(agent ?? ""); its agents: \(names.joined(separator: ", "))")
+    case .ambiguous(let names):
+        throw HTTPError(.badRequest, message: "workspace \(workspace) has several agents; name one of: \(names.joined(separator: ", "))")
     }
 }
 

@@ -12,6 +12,8 @@ public final class Metrics: Sendable {
     let authFailures = Atomic<Int>(0)
     let agentConnections = Atomic<Int>(0)
     let dashboardSubscribers = Atomic<Int>(0)
+    /// Open client coordination sockets (`tether ssh` and friends).
+    let clientConnections = Atomic<Int>(0)
 
     func render(connected: Int, lifecycle: [(String, Int)]) -> String {
         var out = ""
@@ -30,6 +32,7 @@ public final class Metrics: Sendable {
         counter("tether_auth_failures_total", "Requests refused for a missing or wrong token.", authFailures.load(ordering: .relaxed))
         counter("tether_agent_connections_total", "Agent WebSocket connections accepted.", agentConnections.load(ordering: .relaxed))
         gauge("tether_agents_connected", "Agents with a live connection.", connected)
+        gauge("tether_coordination_clients", "Open client coordination sockets.", clientConnections.load(ordering: .relaxed))
         gauge("tether_dashboard_subscribers", "Open dashboard event streams.", dashboardSubscribers.load(ordering: .relaxed))
         out += "# HELP tether_agents_lifecycle Agents by lifecycle state.\n# TYPE tether_agents_lifecycle gauge\n"
         for (state, n) in lifecycle { out += "tether_agents_lifecycle{state=\"\(state)\"} \(n)\n" }

@@ -191,6 +191,43 @@ public final class Store: Sendable {
         return found.agent
     }
 
+    /// An agent a client asks for by name, with the workspace's owner.
+    public struct AgentTarget: Sendable, Equatable {
+        public let agentID: String
+        public let workspaceName: String
+        public let agentName: String
+        public let ownerID: String
+    }
+
+    public enum AgentLookup: Sendable, Equatable {
+        case found(AgentTarget)
+        case noWorkspace
+        /// No agent of that name; the workspace's agents are listed.
+        case noAgent([String])
+        /// No name given and the workspace has several agents.
+        case ambiguous([String])
+    }
+
+    /// Finds `workspace`'s agent `agent`, or its only agent when `agent` is nil.
+    public func findAgent(workspace: String, agent: String?) async throws -> AgentLookup {
+        let rows = try await db.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT a.id, a.name, w.name AS workspace_name, w.owner_id FROM agents a JOIN workspaces w ON w.id = a.workspace_id WHERE w.name = ? ORDER BY a.name",
+                arguments: [workspace])
+        }
+        guard !rows.isEmpty else { return .noWorkspace }
+        let targets = rows.map {
+            AgentTarget(agentID: $0["id"], workspaceName: $0["workspace_name"], agentName: $0["name"], ownerID: $0["owner_id"])
+        }
+        if let agent {
+            guard let t = targets.first(where: { $0.agentName == agent }) else { return .noAgent(targets.map(\.agentName)) }
+            return .found(t)
+        }
+        guard targets.count == 1 else { return .ambiguous(targets.map(\.agentName)) }
+        return .found(targets[0])
+    }
+
     public func allAgents() async throws -> [AgentRecord] {
         try await db.read { db in
             try Row.fetchAll(db, sql: "SELECT \(Self.agentColumns) FROM agents a JOIN workspaces w ON w.id = a.workspace_id ORDER BY w.name, a.name")

@@ -16,10 +16,17 @@ struct Server: AsyncParsableCommand {
     var dataDir = (ProcessInfo.processInfo.environment["HOME"] ?? ".") + "/.local/share/tether"
     @Option(help: "URL agents and browsers use to reach this server (default: http://ADDRESS).")
     var accessURL: String?
+    @Option(help: "TCP port of the embedded DERP relay on the same host (0: any free port; the DERP map names it).")
+    var derpPort = 0
+    @Option(help: "UDP port of the embedded STUN server on the same host (0: any free port).")
+    var stunPort = 0
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "info"
 
     func run() async throws {
+        guard (0...65535).contains(derpPort), (0...65535).contains(stunPort) else {
+            throw ValidationError("--derp-port and --stun-port must be 0-65535")
+        }
         guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
             throw ValidationError("--address must be HOST:PORT, e.g. 127.0.0.1:3000")
         }
@@ -30,7 +37,10 @@ struct Server: AsyncParsableCommand {
             return h
         }
         let host = String(address[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        try await ControlPlaneServer.run(ServerOptions(host: host, port: port, dataDirectory: dataDir, accessURL: accessURL))
+        var options = ServerOptions(host: host, port: port, dataDirectory: dataDir, accessURL: accessURL)
+        options.derpPort = derpPort
+        options.stunPort = stunPort
+        try await ControlPlaneServer.run(options)
     }
 }
 

@@ -12,7 +12,7 @@ struct Tether: AsyncParsableCommand {
         commandName: "tether",
         abstract: "Connectivity for self-hosted cloud development environments.",
         subcommands: [
-            Server.self, AgentCommand.self, Login.self, Create.self, List.self, Dashboard.self,
+            Server.self, AgentCommand.self, Login.self, Create.self, List.self, Dashboard.self, SSHCommand.self, ConfigSSH.self,
             SSHServerCommand.self, DERPCommand.self, STUNCommand.self, NetcheckCommand.self, WireGuardCommand.self,
             GenKey.self, PubKey.self,
         ]

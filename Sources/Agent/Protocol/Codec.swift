@@ -41,6 +41,8 @@ public enum ControlCodec {
         case .appHealth(let m): encode("app_health", m)
         case .stats(let m): encode("stats", m)
         case .listeningPorts(let m): encode("listening_ports", m)
+        case .node(let m): encode("node", m)
+        case .readyForHandshake(let m): encode("ready_for_handshake", m)
         case .unknown(let type): encode(type, Empty())
         }
     }
@@ -50,6 +52,10 @@ public enum ControlCodec {
         case .welcome(let m): encode("welcome", m)
         case .logsAck(let m): encode("logs_ack", m)
         case .error(let m): encode("error", m)
+        case .tunnel(let m): encode("tunnel", m)
+        case .peerUpsert(let m): encode("peer_upsert", m)
+        case .peerRemove(let m): encode("peer_remove", m)
+        case .readyForHandshake(let m): encode("ready_for_handshake", m)
         case .unknown(let type): encode(type, Empty())
         }
     }
@@ -65,6 +71,8 @@ public enum ControlCodec {
             case "app_health": .appHealth(try decode(AppHealthReport.self, data))
             case "stats": .stats(try decode(Stats.self, data))
             case "listening_ports": .listeningPorts(try decode(ListeningPorts.self, data))
+            case "node": .node(try decode(NodeUpdate.self, data))
+            case "ready_for_handshake": .readyForHandshake(try decode(ReadyForHandshake.self, data))
             default: .unknown(type: type)
             }
         }
@@ -77,6 +85,10 @@ public enum ControlCodec {
             case "welcome": .welcome(try decode(Welcome.self, data))
             case "logs_ack": .logsAck(try decode(LogsAck.self, data))
             case "error": .error(try decode(ProtocolError.self, data))
+            case "tunnel": .tunnel(try decode(TunnelConfig.self, data))
+            case "peer_upsert": .peerUpsert(try decode(PeerUpsert.self, data))
+            case "peer_remove": .peerRemove(try decode(PeerRemove.self, data))
+            case "ready_for_handshake": .readyForHandshake(try decode(ReadyForHandshake.self, data))
             default: .unknown(type: type)
             }
         }

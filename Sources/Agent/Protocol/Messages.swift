@@ -262,6 +262,10 @@ public enum AgentMessage: Sendable, Equatable {
     case appHealth(AppHealthReport)
     case stats(Stats)
     case listeningPorts(ListeningPorts)
+    /// Coordination: the sender's own node (agents and clients).
+    case node(NodeUpdate)
+    /// Coordination: the agent added the client with this key.
+    case readyForHandshake(ReadyForHandshake)
     /// A `type` this version does not know; skipped by the receiver.
     case unknown(type: String)
 }
@@ -271,5 +275,11 @@ public enum ServerMessage: Sendable, Equatable {
     case welcome(Welcome)
     case logsAck(LogsAck)
     case error(ProtocolError)
+    /// Coordination (see `Coordination.swift`).
+    case tunnel(TunnelConfig)
+    case peerUpsert(PeerUpsert)
+    case peerRemove(PeerRemove)
+    /// The agent is ready for this client's handshake.
+    case readyForHandshake(ReadyForHandshake)
     case unknown(type: String)
 }

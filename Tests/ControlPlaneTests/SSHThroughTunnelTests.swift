@@ -1,0 +1,154 @@
+import Agent
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The main job end to end, with the real OpenSSH client: a real `tether
+/// server` (coordination, embedded DERP and STUN) and a real `tether agent`
+/// on loopback, `tether config-ssh` writing the Host block, and `ssh
+/// WORKSPACE.coder` running `tether ssh --stdio` as its ProxyCommand, which
+/// joins the tailnet in-process and reaches the agent's SSH server through
+/// WireGuard, Netstack and (first) the DERP relay.
+@Suite(.serialized) struct SSHThroughTunnelTests {
+    struct Run {
+        let status: Int32
+        let out: Data
+        let err: String
+        var text: String { String(decoding: out, as: UTF8.self) }
+    }
+
+    /// `ssh` with the test's config and known_hosts; stdin from `input`.
+    static func ssh(_ cp: TestControlPlane, _ args: [String], input: String? = nil, strict: Bool = false) async throws -> Run {
+        let dir = cp.dir
+        return try await offload {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/ssh")
+            p.arguments = [
+                "-F", dir + "/ssh_config", "-o", "UserKnownHostsFile=\(dir)/known_hosts",
+                "-o", "StrictHostKeyChecking=\(strict ? "yes" : "accept-new")", "-o", "BatchMode=yes",
+                "-o", "LogLevel=ERROR",
+            ] + args
+            let out = Pipe(), err = Pipe()
+            p.standardOutput = out
+            p.standardError = err
+            p.standardInput = input.map { FileHandle(forReadingAtPath: $0)! } ?? FileHandle.nullDevice
+            try p.run()
+            // Drain stderr on its own thread so neither pipe can fill and block ssh.
+            let errText = SharedBox("")
+            let errDone = DispatchSemaphore(value: 0)
+            Thread.detachNewThread {
+                errText.set(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+                errDone.signal()
+            }
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            errDone.wait()
+            p.waitUntilExit()
+            return Run(status: p.terminationStatus, out: data, err: errText.get())
+        }
+    }
+
+    static func sha256(_ data: Data) throws -> String {
+        let path = NSTemporaryDirectory() + "tether-sha-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try data.write(to: URL(fileURLWithPath: path))
+        defer { unlink(path) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        p.arguments = [path]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return String(text.prefix(64))
+    }
+
+    static func startWorkspace(_ cp: TestControlPlane, name: String) async throws -> (token: String, agent: Child) {
+        let tokens = try await cp.create(
+            WorkspaceSpec(name: name, agents: [AgentSpec(name: "main", scripts: [ScriptSpec(displayName: "hi", script: "echo up", runOnStart: true)])]))
+        let token = try #require(tokens["main"])
+        let agent = try cp.startAgent(token: token, name: name)
+        _ = try await cp.waitLifecycle(name, "main", ["ready"])
+        try await cp.cli(["config-ssh", "--ssh-config", cp.dir + "/ssh_config"])
+        return (token, agent)
+    }
+
+    @Test func sshCommandsAndTenMiBThroughTheTunnel() async throws {
+        let cp = try await TestControlPlane(name: "ssh-tunnel")
+        defer { cp.shutdown() }
+        let (token, agent) = try await Self.startWorkspace(cp, name: "devbox")
+
+        let hello = try await Self.ssh(cp, ["devbox.coder", "echo ok; echo $SSH_CONNECTION; exit 3"])
+        #expect(hello.status == 3, "ssh failed: \(hello.err)")
+        let lines = hello.text.split(separator: "\n")
+        #expect(lines.first == "ok")
+        // Both ends are tailnet addresses: the session really came through the tunnel.
+        let connection = lines.dropFirst().first.map { $0.split(separator: " ") } ?? []
+        #expect(connection.count == 4 && connection[0].hasPrefix("fd74:6574:6865:1:") && connection[2].hasPrefix("fd74:6574:6865:0:"),
+                "SSH_CONNECTION was \(lines.dropFirst().first ?? "")")
+        #expect(connection.count == 4 && connection[3] == "22")
+
+        // 10 MiB of random bytes through `cat`, both ways in one session.
+        let blob = Data((0..<(10 << 20)).map { _ in UInt8.random(in: 0...255) })
+        let path = cp.dir + "/blob"
+        try blob.write(to: URL(fileURLWithPath: path))
+        let echoed = try await Self.ssh(cp, ["devbox.coder", "cat"], input: path)
+        #expect(echoed.status == 0, "ssh cat failed: \(echoed.err)")
+        #expect(echoed.out.count == blob.count)
+        #expect(try Self.sha256(echoed.out) == Self.sha256(blob))
+
+        // Every finished client is forgotten by the coordinator (and the agent).
+        try await Harness.until("coordination clients to drop to 0") {
+            try await cp.metrics().contains("tether_coordination_clients 0")
+        }
+
+        // The host key derives from the agent's identity: after a restart
+        // (new WireGuard and disco keys) strict host key checking still passes.
+        agent.signal(SIGTERM)
+        _ = try await agent.waitExit()
+        _ = try cp.startAgent(token: token, name: "devbox-again")
+        _ = try await cp.waitLifecycle("devbox", "main", ["ready"])
+        try await Harness.until("the restarted agent to publish its node", timeout: .seconds(10)) {
+            try await cp.agent("devbox", "main")?.connected == true
+        }
+        let again = try await Self.ssh(cp, ["devbox.coder", "echo again"], strict: true)
+        #expect(again.status == 0 && again.text == "again\n", "after restart: \(again.err)")
+    }
+
+    @Test func unknownWorkspaceAndStoppedAgentAreClearErrors() async throws {
+        let cp = try await TestControlPlane(name: "ssh-errors")
+        defer { cp.shutdown() }
+        let (_, agent) = try await Self.startWorkspace(cp, name: "box")
+
+        let unknown = try await Self.ssh(cp, ["nope.coder", "true"])
+        #expect(unknown.status == 255)
+        #expect(unknown.err.contains("no workspace named nope"), "stderr: \(unknown.err)")
+
+        let badAgent = try await Self.ssh(cp, ["box.other.coder", "true"])
+        #expect(badAgent.err.contains("has no agent other; its agents: main"), "stderr: \(badAgent.err)")
+
+        agent.signal(SIGTERM)
+        _ = try await agent.waitExit()
+        let stopped = try await Self.ssh(cp, ["box.coder", "true"])
+        #expect(stopped.status == 255)
+        #expect(stopped.err.contains("agent box.main is not connected"), "stderr: \(stopped.err)")
+
+        // A coordination socket with another user's token, or none, is refused before any upgrade.
+        let (status, _) = try await cp.curl([
+            "-H", "Connection: Upgrade", "-H", "Upgrade: websocket", "-H", "Sec-WebSocket-Version: 13",
+            "-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", cp.url + "/api/v1/coordinate?workspace=box",
+        ])
+        #expect(status == 401)
+    }
+}
+
+/// A value shared with a helper thread.
+final class SharedBox<Value: Sendable>: @unchecked Sendable {
+    private var value: Value
+    private let lock = NSLock()
+    init(_ value: Value) { self.value = value }
+    func set(_ v: Value) { lock.withLock { value = v } }
+    func get() -> Value { lock.withLock { value } }
+}
