@@ -58,11 +58,8 @@ let package = Package(
         // OpenSSH's sshd beside our server, both driven by the same OpenSSH client.
         .executableTarget(
             name: "SSHBenchmarks",
-            dependencies: [
-                .product(name: "Benchmark", package: "package-benchmark"),
-                .product(name: "SSHServer", package: "Tether"),
-                .product(name: "CryptoPrimitives", package: "Tether"),
-            ],
+            // Our server runs as `tether ssh-server` (TETHER_BIN), a process of its own as sshd is.
+            dependencies: [.product(name: "Benchmark", package: "package-benchmark")],
             path: "Benchmarks/SSHBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),

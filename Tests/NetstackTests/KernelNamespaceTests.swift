@@ -35,13 +35,13 @@ final class KernelPeer: @unchecked Sendable {
         return nil
     }
 
-    init() throws {
+    init(offload: Bool = true) throws {
         let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         namespace = "nsk\(suffix)"
         let tunName = "tnk\(suffix)"
         directory = NSTemporaryDirectory() + "netstack-\(suffix)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        tun = try TUNLink(name: tunName, mtu: 1500)
+        tun = try TUNLink(name: tunName, mtu: 1500, offload: offload)
         stack = NetStack(.init(addresses: [IPAddress(Self.ours4)!, IPAddress(Self.ours6)!]), link: tun)
         do {
             try Self.run("ip netns add \(namespace)")
@@ -129,14 +129,21 @@ final class KernelPeer: @unchecked Sendable {
     }
 }
 
-func withKernelPeer(_ body: (KernelPeer) async throws -> Void) async throws {
+/// Runs `body` against a fresh namespace; `offload` opens the TUN device
+/// with its virtio-net header (TSO and checksum offload both ways), which
+/// this kernel must grant, else the test fails rather than quietly testing
+/// the plain device twice.
+func withKernelPeer(offload: Bool = true, _ body: (KernelPeer) async throws -> Void) async throws {
     if let reason = KernelPeer.unavailableReason {
         print("skipping namespace test: \(reason)")
         return
     }
-    let peer = try KernelPeer()
+    let peer = try KernelPeer(offload: offload)
     defer { peer.close() }
+    #expect(peer.tun.offload == offload, "TUN offload \(peer.tun.offload), wanted \(offload)")
     try await body(peer)
+    let counters = peer.stack.counters
+    #expect(counters.badChecksum == 0 && counters.malformed == 0, "dropped: \(counters)")
 }
 
 enum KernelSizes {
@@ -153,8 +160,8 @@ func fillPattern(_ buffer: inout [UInt8], offset: Int) {
 }
 
 @Suite(.serialized) struct KernelNamespaceTests {
-    @Test func kernelCurlFetchesFromOurHTTPServer() async throws {
-        try await withKernelPeer { peer in
+    @Test(arguments: [true, false]) func kernelCurlFetchesFromOurHTTPServer(offload: Bool) async throws {
+        try await withKernelPeer(offload: offload) { peer in
             let bodySize = 8 << 20
             var body = [UInt8](repeating: 0, count: bodySize)
             fillPattern(&body, offset: 0)
@@ -187,8 +194,8 @@ func fillPattern(_ buffer: inout [UInt8], offset: Int) {
         }
     }
 
-    @Test func oursDialsKernelSocatOneGiBEachWay() async throws {
-        try await withKernelPeer { peer in
+    @Test(arguments: [true, false]) func oursDialsKernelSocatOneGiBEachWay(offload: Bool) async throws {
+        try await withKernelPeer(offload: offload) { peer in
             let size = KernelSizes.bulk
             // Upload: our stack → kernel socat, digest on the kernel side.
             let upSink = try peer.spawn(

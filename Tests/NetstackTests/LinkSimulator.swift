@@ -28,6 +28,9 @@ struct LinkSimulator {
     private var order = 0
     var delivered = 0
     var dropped = 0
+    /// Super-packets A handed its link when A's link `offloadsTCP`: the
+    /// simulator then cuts them as the kernel does (`KernelSegmentation`).
+    var superPacketsFromA = 0
     /// When set, packets from one side are discarded before the link (a black hole).
     var blackholeAtoB = false
     var blackholeBtoA = false
@@ -55,8 +58,12 @@ struct LinkSimulator {
     }
 
     private mutating func collect() {
-        let fromA = a.outbound
+        var fromA = a.outbound
         a.outbound.removeAll(keepingCapacity: true)
+        if a.offloadsTCP {
+            superPacketsFromA += fromA.count { $0.count > a.mtu }
+            fromA = fromA.flatMap { KernelSegmentation.segments($0, mtu: a.mtu) }
+        }
         let fromB = b.outbound
         b.outbound.removeAll(keepingCapacity: true)
         if !blackholeAtoB { for p in fromA { transmit(p, toB: true) } } else { dropped += fromA.count }

@@ -1,7 +1,5 @@
 import Benchmark
-import CryptoPrimitives
 import Foundation
-import SSHServer
 import Synchronization
 
 /// The embedded server beside OpenSSH's sshd on the same loopback in the
@@ -12,6 +10,15 @@ import Synchronization
 /// 1 GiB down (`ssh host 'head -c 1G /dev/zero' > /dev/null`), 1 GiB up
 /// (`head -c 1G /dev/zero | ssh host 'cat > /dev/null'`), and the time of
 /// `ssh host true`.
+///
+/// Our server runs as its own process (`tether ssh-server`, from
+/// `$TETHER_BIN`, default `../.build/release/tether`), as sshd does, started
+/// with this process's environment less what package-benchmark adds to it
+/// (`LD_PRELOAD` of its malloc interposer, `LD_LIBRARY_PATH`, `LLBUILD_*`).
+/// Run inside this process, our server handed that environment to every
+/// session program (`head`, `cat`), which then ran with the interposed
+/// malloc, while sshd builds each session's environment afresh: that alone
+/// made our transfers look 1.4× slower.
 ///
 /// Each iteration runs the work once against each server, back to back and
 /// in alternating order, so both see the same machine load (the build
@@ -54,15 +61,14 @@ let benchmarks: @Sendable () -> Void = {
         var cpu: [String: Double] = [:]
         for who in order {
             let line = command.replacingOccurrences(of: "{ssh}", with: peers.ssh(who, cipher: cipher))
-            let before = who == "ours" ? Peers.processCPU() : peers.sshdCPU()
+            let before = peers.serverCPU(who)
             let start = ContinuousClock.now
-            let (status, clientCPU) = Peers.run(line)
+            let (status, _) = Peers.run(line)
             let elapsed = ContinuousClock.now - start
-            let after = who == "ours" ? Peers.processCPU() : peers.sshdCPU()
+            let after = peers.serverCPU(who)
             guard status == 0 else { throw Peers.StartError(description: "\(who): `\(line)` failed (\(status))") }
             seconds[who] = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            // Our process's CPU counts the client it waited for; sshd's does not.
-            cpu[who] = after - before - (who == "ours" ? clientCPU : 0)
+            cpu[who] = after - before
         }
         benchmark.measurement(ours, Int(seconds["ours"]! * 1000))
         benchmark.measurement(sshd, Int(seconds["sshd"]! * 1000))
@@ -132,19 +138,19 @@ struct Row: Sendable, CustomStringConvertible {
 /// Both servers and a client configuration naming them `ours` and `sshd`.
 /// package-benchmark runs each benchmark in a process of its own, so each
 /// process starts the pair once, on first use (listing benchmarks starts
-/// nothing), and stops sshd when it exits.
+/// nothing), and stops both servers and removes its directory when it exits.
 final class Peers: Sendable {
     private static let started = Result { try Peers() }
     static var shared: Peers { get throws { try started.get() } }
 
     let directory: String
     let config: String
-    private let server: SSHServer
-    private let listener: SSHListener
     /// Paired iterations so far in this process (their order alternates).
     static let pairs = Atomic<Int>(0)
-    /// sshd runs in the foreground (`-D`) as our child, so exit can stop it.
+    /// Both servers run in the foreground as our children, so exit can stop them.
     private static let sshdPID = Atomic<Int32>(0)
+    private static let oursPID = Atomic<Int32>(0)
+    private static let directoryToRemove = Mutex<String?>(nil)
 
     struct StartError: Error, CustomStringConvertible { let description: String }
 
@@ -154,26 +160,43 @@ final class Peers: Sendable {
     }
 
     private init() throws {
-        // Our server runs in this process: give it a session of its own, as
-        // the agent has when it runs as a service and as each sshd
-        // connection has (setsid(2)), so that with autogroup scheduling
-        // neither server shares its CPU share with whatever else ran the
-        // benchmark (the clients run in sessions of their own too).
-        _ = setsid()
         directory = NSTemporaryDirectory() + "tether-ssh-bench-\(getpid())"
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        Self.directoryToRemove.withLock { $0 = directory }
+        atexit {
+            for pid in [Peers.sshdPID.load(ordering: .relaxed), Peers.oursPID.load(ordering: .relaxed)] where pid > 0 {
+                kill(pid, SIGTERM)
+                var status: Int32 = 0
+                waitpid(pid, &status, 0)
+            }
+            if let directory = Peers.directoryToRemove.withLock({ $0 }) {
+                try? FileManager.default.removeItem(atPath: directory)
+            }
+        }
         config = directory + "/ssh_config"
         let key = directory + "/id_ed25519"
         _ = Self.run(
             "ssh-keygen -q -t ed25519 -N '' -f \(key) && ssh-keygen -q -t ed25519 -N '' -f \(directory)/hostkey")
         try FileManager.default.copyItem(atPath: key + ".pub", toPath: directory + "/authorized_keys")
 
-        var configuration = SSHServerConfiguration(
-            hostKeySeed: SecureRandom.bytes32(), authentication: .authorizedKeys(path: directory + "/authorized_keys"))
-        configuration.keepaliveInterval = 0
-        server = SSHServer(configuration: configuration)
-        listener = try server.listen(host: "127.0.0.1", port: 0)
+        // Ours in a session of its own, as the agent is when it runs as a
+        // service and as each sshd connection is (setsid(2)), so that with
+        // autogroup scheduling neither server shares its CPU share with the
+        // clients (which run in sessions of their own too).
+        let tether = ProcessInfo.processInfo.environment["TETHER_BIN"] ?? "../.build/release/tether"
+        guard access(tether, X_OK) == 0 else {
+            throw StartError(description: "no tether binary at \(tether): build it (swift build -c release) or set TETHER_BIN")
+        }
+        let oursPort = Self.freePort()
+        let ours = Self.spawn(
+            [
+                tether, "ssh-server", "--listen", "127.0.0.1:\(oursPort)",
+                "--authorized-keys", directory + "/authorized_keys", "--keepalive", "0",
+            ], newSession: true, environment: Self.environmentWithoutBenchmarkHooks(),
+            output: directory + "/ours.log")
+        guard ours > 0 else { throw StartError(description: "cannot start \(tether) ssh-server") }
+        Self.oursPID.store(ours, ordering: .relaxed)
 
         // sshd wants an absolute path and its privilege-separation directory.
         let sshdPort = Self.freePort()
@@ -192,10 +215,6 @@ final class Peers: Sendable {
         let pid = Self.spawn(["/usr/sbin/sshd", "-D", "-f", directory + "/sshd_config", "-E", directory + "/sshd.log"])
         guard pid > 0 else { throw StartError(description: "cannot start /usr/sbin/sshd") }
         Self.sshdPID.store(pid, ordering: .relaxed)
-        atexit {
-            let pid = Peers.sshdPID.load(ordering: .relaxed)
-            if pid > 0 { kill(pid, SIGTERM) }
-        }
 
         // The same client algorithms for both servers; the cipher is set per
         // benchmark on the command line.
@@ -211,7 +230,7 @@ final class Peers: Sendable {
           LogLevel ERROR
           BatchMode yes
         Host ours
-          Port \(listener.port)
+          Port \(oursPort)
         Host sshd
           Port \(sshdPort)
         """.write(toFile: config, atomically: true, encoding: .utf8)
@@ -228,14 +247,35 @@ final class Peers: Sendable {
         }
     }
 
+    /// This process's environment less package-benchmark's additions:
+    /// its malloc interposer (`LD_PRELOAD`), `LD_LIBRARY_PATH` and the
+    /// build system's `LLBUILD_*` variables.
+    static func environmentWithoutBenchmarkHooks() -> [String] {
+        ProcessInfo.processInfo.environment
+            .filter { key, _ in key != "LD_PRELOAD" && key != "LD_LIBRARY_PATH" && !key.hasPrefix("LLBUILD") }
+            .map { "\($0.key)=\($0.value)" }
+    }
+
     /// Starts `argv` with an empty signal mask, in a session of its own
     /// when `newSession` (so the kernel's autogroup scheduling puts the
     /// clients apart from the server, as it puts each sshd connection,
-    /// which calls setsid(2), apart); returns its pid or -1.
-    static func spawn(_ words: [String], newSession: Bool = false) -> pid_t {
+    /// which calls setsid(2), apart), with `environment` (default: ours)
+    /// and stdout/stderr to `output` when given; returns its pid or -1.
+    static func spawn(
+        _ words: [String], newSession: Bool = false, environment: [String]? = nil, output: String? = nil
+    ) -> pid_t {
         var pid: pid_t = 0
         let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
+        let envp: [UnsafeMutablePointer<CChar>?]? = environment.map { $0.map { strdup($0) } + [nil] }
+        defer { for p in envp ?? [] { free(p) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        if let output {
+            posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -244,7 +284,10 @@ final class Peers: Sendable {
         posix_spawnattr_setsigmask(&attributes, &none)
         // 0x80: POSIX_SPAWN_SETSID (glibc ≥ 2.26), not exported to Swift.
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK) | (newSession ? 0x80 : 0))
-        guard posix_spawn(&pid, words[0], nil, &attributes, argv, environ) == 0 else { return -1 }
+        let rc =
+            envp.map { e in e.withUnsafeBufferPointer { posix_spawn(&pid, words[0], &actions, &attributes, argv, $0.baseAddress) } }
+            ?? posix_spawn(&pid, words[0], &actions, &attributes, argv, environ)
+        guard rc == 0 else { return -1 }
         return pid
     }
 
@@ -262,21 +305,12 @@ final class Peers: Sendable {
 
     private static func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
 
-    /// CPU seconds of this process (our server's threads) and of the
-    /// children it waited for (the sessions' programs, and the clients).
-    static func processCPU() -> Double {
-        var me = rusage()
-        var children = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &me)
-        getrusage(RUSAGE_CHILDREN.rawValue, &children)
-        return seconds(me.ru_utime) + seconds(me.ru_stime) + seconds(children.ru_utime) + seconds(children.ru_stime)
-    }
-
-    /// CPU seconds of sshd and the connection processes it reaped (each
-    /// with the session programs it reaped): utime, stime, cutime, cstime.
-    func sshdCPU() -> Double {
-        let pid = Self.sshdPID.load(ordering: .relaxed)
-        // A connection's process is counted once sshd has reaped it.
+    /// CPU seconds of `who`'s server process and of the processes it
+    /// reaped (sshd's connection processes, each with the session programs
+    /// it reaped; our sessions' programs): utime, stime, cutime, cstime.
+    func serverCPU(_ who: String) -> Double {
+        let pid = (who == "ours" ? Self.oursPID : Self.sshdPID).load(ordering: .relaxed)
+        // A child is counted once the server has reaped it.
         for _ in 0..<100 {
             let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
             if children.allSatisfy(\.isWhitespace) { break }

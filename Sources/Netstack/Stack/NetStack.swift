@@ -52,6 +52,7 @@ public final class NetStack: Sendable {
         o.sendBufferSize = configuration.sendBuffer
         var core = StackCore(addresses: configuration.addresses, mtu: link.mtu, tcpOptions: o)
         core.forwardUnlistened = forwarder != nil
+        core.offloadsTCP = link.offloadsTCP
         state = Locked(State(core: core))
         self.link = link
         self.forwarder = forwarder
@@ -107,6 +108,20 @@ public final class NetStack: Sendable {
         withCore { core, now in
             core.beginBatch()
             for p in packets { core.input(p, now: now) }
+            core.endBatch(now: now)
+        }
+    }
+
+    /// As `input(_:)`, where `checksumVerified[i]` says the link vouches for
+    /// packet i's TCP checksum: a TUN device with a virtio-net header hands
+    /// the local kernel's TCP segments over with `NEEDS_CSUM`, their
+    /// checksum never computed because they never left the machine.
+    public func input(_ packets: [UnsafeRawBufferPointer], checksumVerified: [Bool]) {
+        precondition(packets.count == checksumVerified.count)
+        guard !packets.isEmpty else { return }
+        withCore { core, now in
+            core.beginBatch()
+            for (p, verified) in zip(packets, checksumVerified) { core.input(p, now: now, checksumVerified: verified) }
             core.endBatch(now: now)
         }
     }

@@ -53,8 +53,14 @@ package struct StackCore {
 
     package var addresses: [IPAddress]
     package var mtu: Int
+    /// The link segments and checksums TCP (`NetLink.offloadsTCP`): TCP
+    /// goes out as super-packets of up to `maximumOffloadPacket` bytes with
+    /// partial checksums.
+    package var offloadsTCP = false
+    static let maximumOffloadPacket = 65535
     package var tcpOptions: TCPConnection.Options
-    /// Packets ready for the link, each a complete IP packet no larger than `mtu`.
+    /// Packets ready for the link, each a complete IP packet no larger than
+    /// `mtu` (TCP super-packets aside, when the link `offloadsTCP`).
     package var outbound: [[UInt8]] = []
     package private(set) var counters = Counters()
 
@@ -131,7 +137,9 @@ package struct StackCore {
         deferredSet.removeAll(keepingCapacity: true)
     }
 
-    package mutating func input(_ bytes: UnsafeRawBufferPointer, now: NetInstant) {
+    /// `checksumVerified`: the link vouches for the TCP checksum (see
+    /// `TCPRepr.parse`); the IP header's own checksum is still checked.
+    package mutating func input(_ bytes: UnsafeRawBufferPointer, now: NetInstant, checksumVerified: Bool = false) {
         counters.packetsIn += 1
         do {
             let (ip, payload) = try IPRepr.parse(bytes)
@@ -140,7 +148,7 @@ package struct StackCore {
                 return
             }
             switch ip.protocolNumber {
-            case .tcp: try inputTCP(ip, payload, now: now)
+            case .tcp: try inputTCP(ip, payload, checksumVerified: checksumVerified, now: now)
             case .udp: try inputUDP(ip, payload)
             case .icmp: try inputICMPv4(ip, payload, now: now)
             case .icmpv6: try inputICMPv6(ip, payload, now: now)
@@ -157,9 +165,12 @@ package struct StackCore {
         }
     }
 
-    private mutating func inputTCP(_ ip: IPRepr, _ bytes: UnsafeRawBufferPointer, now: NetInstant) throws {
+    private mutating func inputTCP(
+        _ ip: IPRepr, _ bytes: UnsafeRawBufferPointer, checksumVerified: Bool, now: NetInstant
+    ) throws {
         let segment = try TCPSegment(checking: bytes)
-        let repr = try TCPRepr.parse(segment, source: ip.source, destination: ip.destination)
+        let repr = try TCPRepr.parse(
+            segment, source: ip.source, destination: ip.destination, checksumVerified: checksumVerified)
         let key = ConnectionKey(
             local: SocketAddress(ip.destination, repr.destinationPort),
             remote: SocketAddress(ip.source, repr.sourcePort))
@@ -315,16 +326,24 @@ package struct StackCore {
     // MARK: Output
 
     /// Builds IP packets for one output of a connection, splitting payloads
-    /// larger than the segment size (segmentation offload in software).
+    /// larger than the segment size (segmentation offload in software), or,
+    /// on a link that `offloadsTCP`, into super-packets of whole segments
+    /// that the link splits at its MTU, when that split is the segment size.
     private mutating func emitTCP(_ index: Dictionary<ConnectionID, Slot>.Index, _ out: TCPOutput) {
         let total = out.repr.payloadLength
         if total <= out.segmentSize || out.segmentSize <= 0 {
             emitTCPPacket(index, out, repr: out.repr, offset: 0)
             return
         }
+        var piece = out.segmentSize
+        let ipHeader = slots.values[index].key.local.address.isIPv6 ? IPv6Repr.headerLength : IPv4Repr.headerLength
+        let headers = ipHeader + out.repr.headerLength
+        if offloadsTCP && out.segmentSize == mtu - headers {
+            piece = (Self.maximumOffloadPacket - headers) / out.segmentSize * out.segmentSize
+        }
         var offset = 0
         while offset < total {
-            let n = Swift.min(out.segmentSize, total - offset)
+            let n = Swift.min(piece, total - offset)
             var piece = out.repr
             piece.sequenceNumber = out.repr.sequenceNumber + offset
             piece.payloadLength = n
@@ -355,7 +374,7 @@ package struct StackCore {
                     out, offset: offset, count: repr.payloadLength,
                     into: UnsafeMutableRawBufferPointer(rebasing: t[repr.headerLength...]))
             }
-            repr.emit(into: t, source: ip.source, destination: ip.destination)
+            repr.emit(into: t, source: ip.source, destination: ip.destination, partialChecksum: offloadsTCP)
             ip.emit(into: buf)
             initialized = raw.count
         }
@@ -372,7 +391,7 @@ package struct StackCore {
         packet.withUnsafeMutableBytes { buf in
             repr.emit(
                 into: UnsafeMutableRawBufferPointer(rebasing: buf[ip.headerLength...]), source: ip.source,
-                destination: ip.destination)
+                destination: ip.destination, partialChecksum: offloadsTCP)
             ip.emit(into: buf)
         }
         outbound.append(packet)

@@ -128,11 +128,16 @@ public struct TCPRepr: Hashable, Sendable {
         self.payloadLength = payloadLength
     }
 
+    /// `checksumVerified`: the link vouches for the checksum (a TUN device
+    /// handing over a segment of the local kernel's TCP whose checksum was
+    /// never computed: virtio-net `NEEDS_CSUM` with segmentation offload).
     public static func parse(
-        _ segment: TCPSegment, source: IPAddress, destination: IPAddress
+        _ segment: TCPSegment, source: IPAddress, destination: IPAddress, checksumVerified: Bool = false
     ) throws(WireError) -> TCPRepr {
         guard segment.sourcePort != 0, segment.destinationPort != 0 else { throw .malformed }
-        guard segment.isChecksumValid(source: source, destination: destination) else { throw .badChecksum }
+        guard checksumVerified || segment.isChecksumValid(source: source, destination: destination) else {
+            throw .badChecksum
+        }
         let flags = segment.flags
         let control: TCPControl
         switch (flags.contains(.syn), flags.contains(.fin), flags.contains(.rst)) {
@@ -172,7 +177,16 @@ public struct TCPRepr: Hashable, Sendable {
 
     /// Writes header, options and checksum. The payload must already be in
     /// `buffer[headerLength ..< bufferLength]`.
-    public func emit(into buffer: UnsafeMutableRawBufferPointer, source: IPAddress, destination: IPAddress) {
+    ///
+    /// With `partialChecksum` the checksum field holds only the folded,
+    /// uncomplemented pseudo-header sum (Linux's `CHECKSUM_PARTIAL`): a link
+    /// with checksum offload sums the segment itself (virtio-net
+    /// `NEEDS_CSUM`, csum_start = the TCP header, csum_offset = 16), so the
+    /// payload is not read here at all.
+    public func emit(
+        into buffer: UnsafeMutableRawBufferPointer, source: IPAddress, destination: IPAddress,
+        partialChecksum: Bool = false
+    ) {
         let headerLength = headerLength
         precondition(buffer.count >= headerLength + payloadLength)
         typealias F = TCPSegment.Field
@@ -188,6 +202,10 @@ public struct TCPRepr: Hashable, Sendable {
         options.emit(into: buffer.mutableSlice(TCPSegment.minimumHeaderLength..<headerLength))
         let total = headerLength + payloadLength
         var sum = pseudoHeaderChecksum(source: source, destination: destination, protocol: .tcp, length: total)
+        if partialChecksum {
+            buffer.setBE16(F.checksum, sum.folded)
+            return
+        }
         sum.add(UnsafeRawBufferPointer(buffer.mutableSlice(0..<total)))
         buffer.setBE16(F.checksum, sum.value)
     }
