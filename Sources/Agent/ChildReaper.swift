@@ -93,7 +93,7 @@ final class ChildReaper: @unchecked Sendable {
 /// Starts a detached POSIX thread running `body`: for work that blocks in
 /// a system call (pipe reads, `waitpid`), which must not hold one of Swift
 /// concurrency's few cooperative threads.
-func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
+public func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
     final class Box {
         let body: @Sendable () -> Void
         init(_ body: @escaping @Sendable () -> Void) { self.body = body }

@@ -99,6 +99,11 @@ import Testing
         #expect(echoed.out.count == blob.count)
         #expect(try Self.sha256(echoed.out) == Self.sha256(blob))
 
+        // `tether ping` starts on DERP and sees the path go direct (both
+        // ends are on this machine's loopback, so disco finds it at once).
+        let ping = try await cp.cli(["ping", "devbox", "--until-direct", "--count", "40", "--interval", "0.25"])
+        #expect(ping.contains("via direct"), "tether ping said: \(ping)")
+
         // Every finished client is forgotten by the coordinator (and the agent).
         try await Harness.until("coordination clients to drop to 0") {
             try await cp.metrics().contains("tether_coordination_clients 0")
@@ -141,6 +146,69 @@ import Testing
             "-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", cp.url + "/api/v1/coordinate?workspace=box",
         ])
         #expect(status == 401)
+    }
+}
+
+extension SSHThroughTunnelTests {
+    /// `tether port-forward` on this machine → tunnel → the agent's
+    /// `LoopbackForwarder` → a real HTTP server (python's) on the
+    /// workspace's loopback: curl fetches 2 MiB byte-exact through it; a
+    /// workspace port nobody listens on resets only that connection; a bad
+    /// `--tcp` is a clear error before any network work.
+    @Test func portForwardReachesTheWorkspaceLoopback() async throws {
+        let cp = try await TestControlPlane(name: "port-forward")
+        defer { cp.shutdown() }
+        _ = try await Self.startWorkspace(cp, name: "web")
+
+        let site = cp.dir + "/site"
+        try FileManager.default.createDirectory(atPath: site, withIntermediateDirectories: true)
+        let blob = Data((0..<(2 << 20)).map { _ in UInt8.random(in: 0...255) })
+        try blob.write(to: URL(fileURLWithPath: site + "/blob"))
+        let remote = Harness.freePort()
+        let http = try Child(
+            "/usr/bin/python3", ["-m", "http.server", "\(remote)", "--bind", "127.0.0.1", "--directory", site],
+            logPath: cp.dir + "/http.log")
+        cp.children.append(http)
+        let closed = Harness.freePort()
+        let local = Harness.freePort()
+        let localClosed = Harness.freePort()
+        try await Harness.until("python's HTTP server to listen") {
+            (try? await cp.curl(["http://127.0.0.1:\(remote)/"]))?.0 == 200
+        }
+
+        let badText = await Self.cliFailure(cp, ["port-forward", "web", "--tcp", "8080:99999"])
+        #expect(badText.contains("'99999' is not a port"), "bad --tcp said: \(badText)")
+
+        let forward = try Child(
+            Harness.tether,
+            ["port-forward", "web", "--tcp", "127.0.0.1:\(local):\(remote)", "--tcp", "\(localClosed):\(closed)"],
+            environment: ["TETHER_CONFIG_DIR": cp.dir + "/cli"], logPath: cp.dir + "/port-forward.log")
+        cp.children.append(forward)
+        try await Harness.until("port-forward to be ready", timeout: .seconds(30)) {
+            forward.output.contains("forwarding 127.0.0.1:\(localClosed)")
+        }
+        let (status, body) = try await cp.curl(["--max-time", "30", "http://127.0.0.1:\(local)/blob"])
+        #expect(status == 200, "port-forward log: \(forward.output)")
+        #expect(body.count == blob.count)
+        #expect(try Self.sha256(body) == Self.sha256(blob))
+
+        // Nothing listens on the workspace's port: curl sees the connection
+        // reset, and the forwarder keeps serving the other port.
+        let (closedStatus, _) = try await cp.curl(["--max-time", "10", "http://127.0.0.1:\(localClosed)/"])
+        #expect(closedStatus != 200)
+        let (again, _) = try await cp.curl(["--max-time", "30", "http://127.0.0.1:\(local)/"])
+        #expect(again == 200)
+        #expect(forward.process.isRunning)
+    }
+
+    /// The combined output of a CLI run that is expected to fail.
+    static func cliFailure(_ cp: TestControlPlane, _ arguments: [String]) async -> String {
+        do {
+            let out = try await cp.cli(arguments)
+            return "unexpected success: \(out)"
+        } catch {
+            return "\(error)"
+        }
     }
 }
 

@@ -49,12 +49,16 @@ enum KernelPaths {
         return p
     }
 
-    /// Bytes per second, ours → kernel and kernel → ours, over a TUN device.
-    static func ours(seconds: Int) async throws -> (up: Double, down: Double) {
+    /// Bytes per second, ours → kernel and kernel → ours, over a TUN device
+    /// with or without its virtio-net header (TSO and checksum offload).
+    static func ours(seconds: Int, offload: Bool) async throws -> (up: Double, down: Double) {
         let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         let ns = "nsbt\(suffix)"
         let tunName = "tnb\(suffix)"
-        let tun = try TUNLink(name: tunName, mtu: 1500)
+        let tun = try TUNLink(name: tunName, mtu: 1500, offload: offload)
+        guard tun.offload == offload else {
+            throw IPerf3Client.Failure(description: "the kernel refused the TUN offload (IFF_VNET_HDR, TUNSETOFFLOAD)")
+        }
         let stack = NetStack(.init(addresses: [IPAddress("10.201.0.2")!]), link: tun)
         var server: Process?
         defer {

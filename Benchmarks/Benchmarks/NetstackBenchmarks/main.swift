@@ -12,7 +12,9 @@ import Synchronization
 //   1. bulk TCP between two stacks in memory, vs the kernel's TCP over
 //      loopback (goal ≥ 5 Gbit/s on one core);
 //   2. our stack ↔ the kernel over a TUN device, each direction, vs kernel ↔
-//      kernel over a veth pair (goal ≥ 0.5 of it; needs root);
+//      kernel over a veth pair (goal ≥ 0.5 of it; needs root), with the
+//      TUN link's segmentation and checksum offload (the default) and
+//      without;
 //   3. memory per idle established connection (goal ≤ 4 KiB);
 //   4. bulk TCP over an in-memory link with 1 % loss and 50 ms one-way delay
 //      vs the same link without loss.
@@ -255,10 +257,14 @@ if selected("tun") {
         print("ours ↔ kernel over TUN: skipped (\(reason))")
     } else {
         let t = max(Int(seconds), 1)
-        let ours = try await KernelPaths.ours(seconds: t)
+        let ours = try await KernelPaths.ours(seconds: t, offload: true)
+        let plain = try await KernelPaths.ours(seconds: t, offload: false)
         let kernel = try KernelPaths.kernel(seconds: t)
         row("TUN, ours → kernel iperf3 · kernel → kernel over veth", ours: gbit(ours.up), reference: gbit(kernel.up), unit: "Gbit/s")
         row("TUN, kernel iperf3 → ours · kernel → kernel over veth", ours: gbit(ours.down), reference: gbit(kernel.down), unit: "Gbit/s")
+        // The same without the virtio-net header: one MTU-sized packet per system call.
+        row("TUN without offload, ours → kernel · veth", ours: gbit(plain.up), reference: gbit(kernel.up), unit: "Gbit/s")
+        row("TUN without offload, kernel → ours · veth", ours: gbit(plain.down), reference: gbit(kernel.down), unit: "Gbit/s")
     }
 }
 

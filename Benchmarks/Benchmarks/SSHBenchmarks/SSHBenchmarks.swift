@@ -160,7 +160,8 @@ final class Peers: Sendable {
     }
 
     private init() throws {
-        directory = NSTemporaryDirectory() + "tether-ssh-bench-\(getpid())"
+        let directory = NSTemporaryDirectory() + "tether-ssh-bench-\(getpid())"
+        self.directory = directory
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         Self.directoryToRemove.withLock { $0 = directory }
@@ -309,7 +310,7 @@ final class Peers: Sendable {
     /// reaped (sshd's connection processes, each with the session programs
     /// it reaped; our sessions' programs): utime, stime, cutime, cstime.
     func serverCPU(_ who: String) -> Double {
-        let pid = (who == "ours" ? Self.oursPID : Self.sshdPID).load(ordering: .relaxed)
+        let pid = who == "ours" ? Self.oursPID.load(ordering: .relaxed) : Self.sshdPID.load(ordering: .relaxed)
         // A child is counted once the server has reaped it.
         for _ in 0..<100 {
             let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""

@@ -8,8 +8,9 @@ import WireGuardCore
 
 /// The agent's side of the tailnet: a mesh node (WireGuard + disco + STUN
 /// + DERP + Netstack, no TUN device, no inbound port) whose peers come from
-/// coordination, and the SSH server on tunnel ports 22 and 1 (DESIGN.md,
-/// "Addresses and ports inside the tunnel").
+/// coordination, the SSH server on tunnel ports 22 and 1 (DESIGN.md,
+/// "Addresses and ports inside the tunnel"), and every other TCP port
+/// forwarded to the workspace's loopback (`LoopbackForwarder`).
 ///
 /// Coordination messages are applied in arrival order by one task, so a
 /// `peer_upsert` that follows a `tunnel` always finds the node started.
@@ -19,6 +20,8 @@ public final class AgentTunnel: Sendable {
 
     let ssh: SSHServer
     let logger: Logger
+    /// Tunnel connections to other ports go to the workspace's loopback.
+    public let forwarder: LoopbackForwarder
     /// Sends this node's description to the control plane (and again on
     /// every endpoint change).
     let publish: @Sendable (NodeInfo) -> Void
@@ -53,6 +56,7 @@ public final class AgentTunnel: Sendable {
         configuration.log = { line in log.info("\(line)") }
         ssh = SSHServer(configuration: configuration)
         self.logger = logger
+        forwarder = LoopbackForwarder(logger: logger)
         self.publish = publish
         self.peerReady = peerReady
         let (stream, continuation) = AsyncStream<Command>.makeStream()
@@ -120,8 +124,9 @@ public final class AgentTunnel: Sendable {
         do {
             let address = try config.tailnetAddress()
             let map = try config.meshDERPMap()
-            let node = try MeshNode(
-                privateKey: X25519.PrivateKey(), configuration: MeshNode.Configuration(addresses: [address], derpMap: map))
+            var configuration = MeshNode.Configuration(addresses: [address], derpMap: map)
+            configuration.forwarder = forwarder.netstackForwarder
+            let node = try MeshNode(privateKey: X25519.PrivateKey(), configuration: configuration)
             let publish = self.publish
             node.onEndpointsChanged = { [weak node] _ in
                 if let node { publish(NodeInfo(of: node, address: address)) }

@@ -32,6 +32,10 @@ public final class MeshNode: @unchecked Sendable {
         public var directPaths = true
         /// TLS for `https` DERP servers: their connections and latency probes.
         public var derpTLS = TLSConfiguration.makeClientConfiguration()
+        /// Where TCP connections and UDP datagrams to tunnel ports nobody
+        /// listens on go (the agent forwards them to the workspace's
+        /// loopback); nil refuses them (RST, ICMP port unreachable).
+        public var forwarder: NetStack.Forwarder?
 
         public init(addresses: [WireGuardCore.IPAddress], derpMap: DERPMap) {
             self.addresses = addresses
@@ -85,7 +89,8 @@ public final class MeshNode: @unchecked Sendable {
         let derpKey = privateKey.duplicate()
         device = try WireGuardDevice(end: link, listenPort: configuration.listenPort, privateKey: privateKey)
         stack = NetStack(
-            NetStack.Configuration(addresses: configuration.addresses.map(Self.netstackAddress)), link: link)
+            NetStack.Configuration(addresses: configuration.addresses.map(Self.netstackAddress)), link: link,
+            forwarder: configuration.forwarder)
         var initial = NodeState()
         initial.home = configuration.homeRegion ?? configuration.derpMap.regions.keys.min()
         state = Mutex(initial)
