@@ -20,6 +20,10 @@ public struct AgentOptions: Sendable {
     public var portsInterval: Duration = .seconds(2)
     /// How long shutdown waits to deliver the final state and logs.
     public var flushLimit: Duration = .seconds(5)
+    /// How often to drop code pages the agent no longer uses from its
+    /// resident set (`ResidentSetTrim`), first shortly after start-up; nil:
+    /// never.
+    public var trimInterval: Duration? = .seconds(60)
 
     public init(url: String, token: String) {
         self.url = url
@@ -145,6 +149,7 @@ public final class AgentRuntime: Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { [self] in await collectStats() }
             group.addTask { [self] in await scanPorts() }
+            if let interval = options.trimInterval { group.addTask { [self] in await trimResidentSet(every: interval) } }
             for item in m.metadata { group.addTask { [self] in await collectMetadata(item, manifest: m) } }
             for app in m.apps { group.addTask { [self] in await checkHealth(app) } }
             group.addTask { [self] in
@@ -271,6 +276,20 @@ public final class AgentRuntime: Sendable {
                     scriptsRunning: 0, txBytes: connection.txBytes.load(ordering: .relaxed),
                     rxBytes: connection.rxBytes.load(ordering: .relaxed)))
             try? await Task.sleep(for: options.statsInterval)
+        }
+    }
+
+    /// Start-up touches much code once (TLS, key exchange, JSON schemas,
+    /// the manifest); 3 s after it, and then every `interval`, that is let
+    /// go so the idle agent's resident set is what it keeps using.
+    private func trimResidentSet(every interval: Duration) async {
+        try? await Task.sleep(for: .seconds(3))
+        while !Task.isCancelled {
+            let before = ProcessStats.residentBytes()
+            let (mappings, _) = ResidentSetTrim.apply()
+            let after = ProcessStats.residentBytes()
+            logger.debug("resident set trimmed: \(mappings) mappings, \(before >> 10) → \(after >> 10) KiB")
+            try? await Task.sleep(for: interval)
         }
     }
 

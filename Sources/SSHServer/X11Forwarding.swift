@@ -39,9 +39,19 @@ extension Connection {
                 let child = try? ChildProcess.spawn(
                     path: path, argv: argv, environment: environment, directory: user.home, ptySlave: nil)
             else { return false }
-            for fd in [child.stdin, child.stdout, child.stderr, child.pidfd] { close(fd) }
+            // stdout and stderr stay open until it exits: a closed pipe
+            // would kill it with SIGPIPE on its first warning, before it
+            // wrote the file. Both pipes hold far more than xauth says.
+            close(child.stdin)
             var status: Int32 = 0
             while waitpid(child.pid, &status, 0) < 0 && errno == EINTR {}
+            var said = [UInt8](repeating: 0, count: 4096)
+            let n = said.withUnsafeMutableBytes { read(child.stderr, $0.baseAddress, $0.count) }
+            for fd in [child.stdout, child.stderr, child.pidfd] where fd >= 0 { close(fd) }
+            if status != 0 {
+                let text = n > 0 ? String(decoding: said[0..<n], as: UTF8.self) : "no message"
+                log("x11: \(argv.joined(separator: " ")) exited with status \(status): \(text)")
+            }
             return status == 0
         }
         return false

@@ -57,6 +57,10 @@ struct AgentCommand: AsyncParsableCommand {
     var logDir: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "info"
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Let go of code pages the agent stopped using (every 60 s; they stay cached and return when touched).")
+    var trimMemory = true
 
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
@@ -66,7 +70,9 @@ struct AgentCommand: AsyncParsableCommand {
         }
         let dir = logDir ?? env["TETHER_AGENT_LOG_DIR"] ?? ((env["TMPDIR"] ?? "/tmp") + "/tether-agent")
         AgentLogging.bootstrap(directory: dir, level: Logger.Level(rawValue: logLevel) ?? .info)
-        let status = await AgentRuntime(options: AgentOptions(url: url, token: token)).run()
+        var options = AgentOptions(url: url, token: token)
+        if !trimMemory { options.trimInterval = nil }
+        let status = await AgentRuntime(options: options).run()
         if status != 0 { throw ExitCode(status) }
     }
 }
