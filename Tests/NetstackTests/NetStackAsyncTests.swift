@@ -14,6 +14,35 @@ func makeStackPair(forwarderB: NetStack.Forwarder? = nil) -> (NetStack, NetStack
 }
 
 @Suite struct NetStackAsyncTests {
+    /// With nothing scheduled the timer task parks instead of waking every
+    /// 5 ms (an idle agent costs no CPU); the first timer unparks it, and
+    /// once the last connection is gone it parks again.
+    @Test func idleStackTimerSleeps() async throws {
+        let (a, b, links) = makeStackPair()
+        defer {
+            a.stop()
+            b.stop()
+            _ = links
+        }
+        let listener = try b.listen(port: 9)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(a.timerPasses <= 2 && b.timerPasses <= 2, "idle passes: \(a.timerPasses), \(b.timerPasses)")
+
+        let c = try await a.dial(SocketAddress(LinkSimulator.addressB4, 9))
+        let s = try await listener.accept()
+        try await c.write(Array(repeating: 7, count: 100_000))
+        var got = 0
+        while got < 100_000 { got += try await s.read().count }
+        #expect(got == 100_000)
+        c.abort()
+        s.abort()
+        // The connections are gone (RST, no TIME_WAIT): both park again.
+        try await Task.sleep(for: .milliseconds(100))
+        let (pa, pb) = (a.timerPasses, b.timerPasses)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(a.timerPasses - pa <= 2 && b.timerPasses - pb <= 2, "passes after close: \(a.timerPasses - pa), \(b.timerPasses - pb)")
+    }
+
     @Test func echoServerBothFamilies() async throws {
         let (a, b, links) = makeStackPair()
         defer {

@@ -37,6 +37,10 @@ public final class NetStack: Sendable {
         var core: StackCore
         var waiters: [WaitKey: [CheckedContinuation<Void, Never>]] = [:]
         var running = true
+        /// The timer task, parked while the core has no deadline at all.
+        var parkedTimer: CheckedContinuation<Void, Never>?
+        /// Passes of the timer task (tests check that an idle stack sleeps).
+        var timerPasses = 0
     }
 
     private let state: Locked<State>
@@ -56,8 +60,13 @@ public final class NetStack: Sendable {
         state = Locked(State(core: core))
         self.link = link
         self.forwarder = forwarder
+        // Every 5 ms while any timer is pending; parked while none is (an
+        // idle stack, e.g. an agent nobody is connected to, does not wake
+        // at all). Whatever schedules the first timer unparks it (`withCore`).
+        let state = self.state
         let task = Task.detached { [weak self] in
-            while let self, self.runTimers() {
+            while self?.runTimers() == true {
+                await Self.parkWhileIdle(state)
                 try? await Task.sleep(for: .milliseconds(5))
             }
         }
@@ -66,14 +75,28 @@ public final class NetStack: Sendable {
 
     deinit {
         timerTask.withLock { $0?.cancel() }
+        state.withLock { s in s.parkedTimer.take() }?.resume()
+    }
+
+    /// Suspends the timer task while the core has nothing scheduled.
+    private static func parkWhileIdle(_ state: Locked<State>) async {
+        await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
+            let parked = state.withLock { s -> Bool in
+                guard s.running, s.core.nextDeadline == nil else { return false }
+                s.parkedTimer = cont
+                return true
+            }
+            if !parked { cont.resume() }
+        }
     }
 
     /// Stops the timer task and fails every waiting call.
     public func stop() {
         let waiters = state.withLock { s in
             s.running = false
-            let w = s.waiters.values.flatMap { $0 }
+            var w = s.waiters.values.flatMap { $0 }
             s.waiters = [:]
+            if let t = s.parkedTimer.take() { w.append(t) }
             return w
         }
         timerTask.withLock { $0?.cancel() }
@@ -133,8 +156,14 @@ public final class NetStack: Sendable {
         withCore { core, now in
             if let d = core.nextDeadline, d <= now { core.handleTimers(now: now) }
         }
-        return state.withLock { $0.running }
+        return state.withLock { s in
+            s.timerPasses += 1
+            return s.running
+        }
     }
+
+    /// How many times the timer task has run (see `parkWhileIdle`).
+    package var timerPasses: Int { state.withLock { $0.timerPasses } }
 
     /// Runs `body` on the core under the lock; afterwards, outside it, sends
     /// the packets it produced, wakes waiters whose sockets changed and hands
@@ -161,6 +190,7 @@ public final class NetStack: Sendable {
             s.core.changedConnections.removeAll(keepingCapacity: true)
             s.core.changedListeners.removeAll(keepingCapacity: true)
             s.core.changedUDPPorts.removeAll(keepingCapacity: true)
+            if s.parkedTimer != nil, s.core.nextDeadline != nil, let t = s.parkedTimer.take() { wake.append(t) }
             if forwarder != nil {
                 while let id = s.core.acceptForwarded() { forwardedIDs.append(id) }
                 datagrams = s.core.forwardedDatagrams
