@@ -48,7 +48,7 @@ let benchmarks: @Sendable () -> Void = {
         warmupIterations: 0,
         scalingFactor: .one,
         maxDuration: .seconds(600),
-        maxIterations: 3
+        maxIterations: 7
     )
 
     /// One paired iteration: `command` with `{ssh}` replaced by each
