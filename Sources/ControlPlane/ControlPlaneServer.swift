@@ -44,12 +44,13 @@ public enum ControlPlaneServer {
         try await hub.reload()
         let accessURL = AccessURL(options.accessURL ?? "http://\(options.host):\(options.port)")
 
+        let knownKeys = NodeKeyRegistry()
         let relay = try await EmbeddedRelay.start(
             host: options.host, derpPort: options.derpPort, stunPort: options.stunPort,
-            advertisedHost: EmbeddedRelay.host(ofURL: accessURL.value), logger: logger)
+            advertisedHost: EmbeddedRelay.host(ofURL: accessURL.value), knownKeys: knownKeys, logger: logger)
         defer { Task { await relay.stop() } }
         logger.info("embedded DERP relay at \(relay.derpMap[0].url), STUN at \(relay.derpMap[0].stun ?? "(not advertised)")")
-        let coordinator = Coordinator(derpMap: relay.derpMap, logger: logger)
+        let coordinator = Coordinator(derpMap: relay.derpMap, knownKeys: knownKeys, logger: logger)
 
         let api = API(store: store, hub: hub, metrics: metrics, accessURL: accessURL, logger: logger)
         let router = Router(context: BasicWebSocketRequestContext.self)

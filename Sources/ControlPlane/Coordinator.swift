@@ -28,11 +28,14 @@ actor Coordinator {
 
     let derpMap: [DERPRegionInfo]
     let logger: Logger
+    /// Every node key introduced here, for the embedded relay's admission.
+    let knownKeys: NodeKeyRegistry
     private var agents: [String: AgentEntry] = [:]
     private var nextID = 0
 
-    init(derpMap: [DERPRegionInfo], logger: Logger) {
+    init(derpMap: [DERPRegionInfo], knownKeys: NodeKeyRegistry, logger: Logger) {
         self.derpMap = derpMap
+        self.knownKeys = knownKeys
         self.logger = logger
     }
 
@@ -67,6 +70,8 @@ actor Coordinator {
         let old = entry.node
         entry.node = node
         agents[agentID] = entry
+        knownKeys.insert(node.nodeKey)
+        if let old { knownKeys.remove(old.nodeKey) }
         for client in entry.clients.values {
             if let old, old.nodeKey != node.nodeKey { client.send(.peerRemove(PeerRemove(nodeKey: old.nodeKey))) }
             client.send(.peerUpsert(PeerUpsert(node: node)))
@@ -104,6 +109,8 @@ actor Coordinator {
         guard var client = agents[agentID]?.clients[clientID] else { return }
         var node = reported
         node.addresses = [client.address + "/128"]
+        knownKeys.insert(node.nodeKey)
+        if let old = client.node { knownKeys.remove(old.nodeKey) }
         client.node = node
         agents[agentID]?.clients[clientID] = client
         agents[agentID]?.send?(.peerUpsert(PeerUpsert(node: node)))
@@ -111,7 +118,10 @@ actor Coordinator {
 
     func clientDisconnected(agentID: String, clientID: Int) {
         guard let client = agents[agentID]?.clients.removeValue(forKey: clientID) else { return }
-        if let node = client.node { agents[agentID]?.send?(.peerRemove(PeerRemove(nodeKey: node.nodeKey))) }
+        if let node = client.node {
+            knownKeys.remove(node.nodeKey)
+            agents[agentID]?.send?(.peerRemove(PeerRemove(nodeKey: node.nodeKey)))
+        }
     }
 
     /// Clients connected to `agentID` (for tests and metrics).

@@ -16,14 +16,21 @@ struct EmbeddedRelay {
     let stun: STUNServer
     let derpMap: [DERPRegionInfo]
 
+    /// How long a login waits for its key to be introduced by coordination.
+    static let admissionWait: Duration = .seconds(5)
+
     /// Binds DERP (TCP) and STUN (UDP) on `host`; the map advertises them
     /// under `advertisedHost` (the access URL's host), and STUN only when
     /// that host is an IP address (a STUN server is named by address).
-    static func start(host: String, derpPort: Int, stunPort: Int, advertisedHost: String, logger: Logger) async throws
-        -> EmbeddedRelay
-    {
+    /// DERP admits only keys in `knownKeys`: those of connected clients and
+    /// agents, waiting `admissionWait` for a key whose introduction is on
+    /// its way.
+    static func start(
+        host: String, derpPort: Int, stunPort: Int, advertisedHost: String, knownKeys: NodeKeyRegistry, logger: Logger
+    ) async throws -> EmbeddedRelay {
         var configuration = DERPServer.Configuration()
         configuration.logger = logger
+        configuration.admission = { key, _ in await knownKeys.admits(key.base64, within: admissionWait) }
         let server = DERPServer(privateKey: X25519.PrivateKey(), configuration: configuration)
         let derp = try await DERPHTTPServer.bind(server, host: host, port: derpPort)
         let bindAddress = IPAddress(host) ?? IPAddress("0.0.0.0")!

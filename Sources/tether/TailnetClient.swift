@@ -84,6 +84,8 @@ struct TailnetClient {
                         made.onEndpointsChanged = { [weak made] _ in
                             if let made { update.yield(NodeInfo(of: made, address: address)) }
                         }
+                        // Introduced before it dials DERP: the relay admits known keys only.
+                        update.yield(NodeInfo(of: made, address: address))
                         await made.start()
                         update.yield(NodeInfo(of: made, address: address))
                         node = made

@@ -131,6 +131,9 @@ public final class AgentTunnel: Sendable {
             node.onEndpointsChanged = { [weak node] _ in
                 if let node { publish(NodeInfo(of: node, address: address)) }
             }
+            // Introduce the key before dialing DERP: the control plane's
+            // relay admits only keys coordination knows.
+            publish(NodeInfo(of: node, address: address))
             await node.start()
             var listeners: [TCPListener] = []
             for port in Self.sshPorts {
