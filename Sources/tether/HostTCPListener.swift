@@ -21,25 +21,8 @@ final class HostTCPListener: Sendable {
         guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var storage = sockaddr_storage()
-        var length: socklen_t
-        if v6 {
-            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
-            withUnsafeMutableBytes(of: &storage) { raw in
-                let a = raw.baseAddress!.assumingMemoryBound(to: sockaddr_in6.self)
-                a.pointee.sin6_family = sa_family_t(AF_INET6)
-                a.pointee.sin6_port = port.bigEndian
-                _ = inet_pton(AF_INET6, host, &a.pointee.sin6_addr)
-            }
-        } else {
-            length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            withUnsafeMutableBytes(of: &storage) { raw in
-                let a = raw.baseAddress!.assumingMemoryBound(to: sockaddr_in.self)
-                a.pointee.sin_family = sa_family_t(AF_INET)
-                a.pointee.sin_port = port.bigEndian
-                _ = inet_pton(AF_INET, host, &a.pointee.sin_addr)
-            }
-        }
+        var storage = Self.socketAddress(host: host, port: port)
+        var length = socklen_t(v6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Bool in
                 bind(fd, p, length) == 0 && listen(fd, 128) == 0 && getsockname(fd, p, &length) == 0
@@ -73,6 +56,25 @@ final class HostTCPListener: Sendable {
                 handle(client)
             }
         }
+    }
+
+    /// `host` (an IPv4 or IPv6 literal) and `port` as a socket address.
+    static func socketAddress(host: String, port: UInt16) -> sockaddr_storage {
+        var storage = sockaddr_storage()
+        withUnsafeMutableBytes(of: &storage) { raw in
+            if host.contains(":") {
+                let a = raw.baseAddress!.assumingMemoryBound(to: sockaddr_in6.self)
+                a.pointee.sin6_family = sa_family_t(AF_INET6)
+                a.pointee.sin6_port = port.bigEndian
+                _ = inet_pton(AF_INET6, host, &a.pointee.sin6_addr)
+            } else {
+                let a = raw.baseAddress!.assumingMemoryBound(to: sockaddr_in.self)
+                a.pointee.sin_family = sa_family_t(AF_INET)
+                a.pointee.sin_port = port.bigEndian
+                _ = inet_pton(AF_INET, host, &a.pointee.sin_addr)
+            }
+        }
+        return storage
     }
 
     static func isAddressLiteral(_ host: String) -> Bool {

@@ -167,6 +167,22 @@ final class TestControlPlane: @unchecked Sendable {
         return text
     }
 
+    /// Runs a python3 program; returns its stdout (stderr appended on failure).
+    static func runPython(_ program: String) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        p.arguments = ["-c", program]
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        return p.terminationStatus == 0 ? text : text + String(decoding: errData, as: UTF8.self)
+    }
+
     /// Creates a workspace from `spec`; returns agent name → token.
     func create(_ spec: WorkspaceSpec) async throws -> [String: String] {
         let path = dir + "/\(spec.name).json"

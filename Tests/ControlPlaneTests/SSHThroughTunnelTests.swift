@@ -179,9 +179,24 @@ extension SSHThroughTunnelTests {
         let badText = await Self.cliFailure(cp, ["port-forward", "web", "--tcp", "8080:99999"])
         #expect(badText.contains("'99999' is not a port"), "bad --tcp said: \(badText)")
 
+        // A UDP echo server on the workspace's loopback.
+        let udpRemote = Harness.freePort()
+        let udpLocal = Harness.freePort()
+        let echo = try Child(
+            "/usr/bin/python3",
+            [
+                "-c",
+                "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('127.0.0.1', \(udpRemote)))\n"
+                    + "while True:\n    d, a = s.recvfrom(65535)\n    s.sendto(d[::-1], a)\n",
+            ], logPath: cp.dir + "/udp-echo.log")
+        cp.children.append(echo)
+
         let forward = try Child(
             Harness.tether,
-            ["port-forward", "web", "--tcp", "127.0.0.1:\(local):\(remote)", "--tcp", "\(localClosed):\(closed)"],
+            [
+                "port-forward", "web", "--tcp", "127.0.0.1:\(local):\(remote)", "--tcp", "\(localClosed):\(closed)",
+                "--udp", "\(udpLocal):\(udpRemote)",
+            ],
             environment: ["TETHER_CONFIG_DIR": cp.dir + "/cli"], logPath: cp.dir + "/port-forward.log")
         cp.children.append(forward)
         try await Harness.until("port-forward to be ready", timeout: .seconds(30)) {
@@ -199,6 +214,16 @@ extension SSHThroughTunnelTests {
         let (again, _) = try await cp.curl(["--max-time", "30", "http://127.0.0.1:\(local)/"])
         #expect(again == 200)
         #expect(forward.process.isRunning)
+
+        // UDP both ways: three datagrams, each answered reversed by the
+        // workspace's echo server, through the agent's UDP forwarding.
+        let udp = try await offload {
+            try TestControlPlane.runPython(
+                "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.settimeout(5)\nout = []\n"
+                    + "for m in [b'one', b'two', b'three']:\n    s.sendto(m, ('127.0.0.1', \(udpLocal)))\n"
+                    + "    out.append(s.recvfrom(65535)[0].decode())\nprint(','.join(out))\n")
+        }
+        #expect(udp == "eno,owt,eerht\n", "UDP through port-forward: \(udp); log: \(forward.output)")
     }
 
     /// The combined output of a CLI run that is expected to fail.

@@ -127,6 +127,7 @@ public final class AgentTunnel: Sendable {
             var configuration = MeshNode.Configuration(addresses: [address], derpMap: map)
             configuration.forwarder = forwarder.netstackForwarder
             let node = try MeshNode(privateKey: X25519.PrivateKey(), configuration: configuration)
+            forwarder.attach(node.stack)
             let publish = self.publish
             node.onEndpointsChanged = { [weak node] _ in
                 if let node { publish(NodeInfo(of: node, address: address)) }

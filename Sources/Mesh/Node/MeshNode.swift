@@ -211,7 +211,7 @@ public final class MeshNode: @unchecked Sendable {
     /// The node's endpoints as last discovered (interfaces and STUN).
     public var endpoints: [Endpoint] { state.withLock { $0.ownEndpoints.all } }
 
-    static func netstackAddress(_ a: WireGuardCore.IPAddress) -> Netstack.IPAddress {
+    public static func netstackAddress(_ a: WireGuardCore.IPAddress) -> Netstack.IPAddress {
         switch a {
         case .v4(let v): .v4(IPv4Address(value: v))
         case .v6(let v): .v6(IPv6Address(high: UInt64(truncatingIfNeeded: v >> 64), low: UInt64(truncatingIfNeeded: v)))
