@@ -1,3 +1,5 @@
+import Netstack
+
 /// Splitting the TCP "super-packets" a TUN device with segmentation offload
 /// hands us (virtio_net_hdr, as in the virtio spec §5.1.6 and Linux
 /// include/uapi/linux/virtio_net.h) into MTU-sized TCP segments, and
@@ -10,28 +12,14 @@
 ///     |  u8   |   u8     |  u16    |   u16    |    u16     |    u16      |
 ///     +-------+----------+---------+----------+------------+-------------+
 package enum TCPSegmentation {
-    package static let virtioHeaderSize = 10
-    package static let needsChecksum: UInt8 = 1
-    package static let gsoNone: UInt8 = 0
-    package static let gsoTCPv4: UInt8 = 1
-    package static let gsoTCPv6: UInt8 = 4
-    package static let gsoECN: UInt8 = 0x80
-
-    package struct VirtioHeader {
-        package var flags: UInt8
-        package var gsoType: UInt8
-        package var gsoSize: Int
-        package var checksumStart: Int
-        package var checksumOffset: Int
-
-        package init(_ b: UnsafeRawBufferPointer) {
-            flags = b[0]
-            gsoType = b[1]
-            gsoSize = Int(b[4]) | Int(b[5]) << 8
-            checksumStart = Int(b[6]) | Int(b[7]) << 8
-            checksumOffset = Int(b[8]) | Int(b[9]) << 8
-        }
-    }
+    // The header itself is Netstack's `VirtioNetHeader` (its TUN link speaks it too).
+    package static let virtioHeaderSize = VirtioNetHeader.size
+    package static let needsChecksum = VirtioNetHeader.needsChecksum
+    package static let gsoNone = VirtioNetHeader.gsoNone
+    package static let gsoTCPv4 = VirtioNetHeader.gsoTCPv4
+    package static let gsoTCPv6 = VirtioNetHeader.gsoTCPv6
+    package static let gsoECN = VirtioNetHeader.gsoECN
+    package typealias VirtioHeader = VirtioNetHeader
 
     /// One's-complement sum of `bytes` as big-endian 16-bit words (RFC 1071),
     /// not yet folded or complemented.
