@@ -43,9 +43,20 @@ extension MeshNode {
             for key in expired.keys { s.ownEndpoints.pendingSTUN[key] = nil }
             let active = s.peers.entries.values.contains { $0.path.isActive(now: now) }
             let last = s.ownEndpoints.lastDiscovery
-            let due = last.map { now - $0 >= PathConstants.rediscoveryInterval && active } ?? true
+            let retry = s.ownEndpoints.retryDiscoveryAt.map { now >= $0 } ?? false
+            let due = retry || (last.map { now - $0 >= PathConstants.rediscoveryInterval && active } ?? true)
+            if retry { s.ownEndpoints.retryDiscoveryAt = nil }
             guard let round = s.probeRound, round.isFinished(now: now) else { return (due, nil) }
             s.probeRound = nil
+            if round.latencies.isEmpty {
+                let wait = min(
+                    PathConstants.emptyRoundRetry * (1 << min(s.ownEndpoints.emptyRounds, 5)),
+                    PathConstants.rediscoveryInterval)
+                s.ownEndpoints.emptyRounds += 1
+                s.ownEndpoints.retryDiscoveryAt = now + wait
+            } else {
+                s.ownEndpoints.emptyRounds = 0
+            }
             return (due, round)
         }
         if let finished { chooseHome(after: finished) }

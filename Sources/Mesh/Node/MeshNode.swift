@@ -226,6 +226,13 @@ struct OwnEndpoints: Sendable {
     var pendingSTUN: [STUN.TransactionID: (server: Endpoint, region: Int, sent: Instant)] = [:]
     var lastDiscovery: Instant?
     var lastLinkCheck: Instant?
+    /// After a probe round that measured no region at all (every probe
+    /// lost or timed out, e.g. at start-up on a busy machine or while
+    /// offline), the next round runs at this instant, whether or not a
+    /// session is active; the wait doubles per empty round
+    /// (`PathConstants.emptyRoundRetry` up to `rediscoveryInterval`).
+    var retryDiscoveryAt: Instant?
+    var emptyRounds = 0
 
     var all: [Endpoint] {
         var seen = Set<Endpoint>()

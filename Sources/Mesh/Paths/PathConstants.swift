@@ -36,6 +36,9 @@ public enum PathConstants {
     /// Own endpoints are re-discovered (interfaces and STUN) this often while
     /// any session is active (Tailscale re-STUNs every 20–26 s).
     public static let rediscoveryInterval: Duration = .seconds(20)
+    /// The first wait before another probe round after one that measured
+    /// no region (doubling per empty round, up to `rediscoveryInterval`).
+    public static let emptyRoundRetry: Duration = .seconds(1)
     /// Interface addresses are compared this often to notice a network
     /// change (roaming), which triggers re-discovery, DERP reconnection and
     /// a full probe of every peer.
