@@ -16,7 +16,8 @@ func makeStackPair(forwarderB: NetStack.Forwarder? = nil) -> (NetStack, NetStack
 @Suite struct NetStackAsyncTests {
     /// With nothing scheduled the timer task parks instead of waking every
     /// 5 ms (an idle agent costs no CPU); the first timer unparks it, and
-    /// once the last connection is gone it parks again.
+    /// once the last connection is gone it parks again. With only a far
+    /// deadline (TIME_WAIT) it sleeps until then.
     @Test func idleStackTimerSleeps() async throws {
         let (a, b, links) = makeStackPair()
         defer {
@@ -41,6 +42,23 @@ func makeStackPair(forwarderB: NetStack.Forwarder? = nil) -> (NetStack, NetStack
         let (pa, pb) = (a.timerPasses, b.timerPasses)
         try await Task.sleep(for: .milliseconds(300))
         #expect(a.timerPasses - pa <= 2 && b.timerPasses - pb <= 2, "passes after close: \(a.timerPasses - pa), \(b.timerPasses - pb)")
+
+        // A graceful close leaves one end in TIME_WAIT for a minute: one
+        // far deadline, which the timer sleeps until instead of ticking.
+        let c2 = try await a.dial(SocketAddress(LinkSimulator.addressB4, 9))
+        let s2 = try await listener.accept()
+        try await c2.write([1, 2, 3])
+        _ = try await s2.read()
+        c2.shutdownWrite()
+        _ = try await s2.read()  // the end of c2's stream
+        s2.shutdownWrite()
+        _ = try await c2.read()
+        c2.close()
+        s2.close()
+        try await Task.sleep(for: .milliseconds(300))
+        let (qa, qb) = (a.timerPasses, b.timerPasses)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(a.timerPasses - qa <= 3 && b.timerPasses - qb <= 3, "passes in TIME_WAIT: \(a.timerPasses - qa), \(b.timerPasses - qb)")
     }
 
     @Test func echoServerBothFamilies() async throws {

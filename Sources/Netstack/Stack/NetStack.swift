@@ -1,3 +1,5 @@
+import Dispatch
+
 /// A userspace TCP/IP stack on one link: the async face of `StackCore`.
 ///
 /// One lock guards the core; packets leave and waiters wake outside it. A
@@ -37,8 +39,13 @@ public final class NetStack: Sendable {
         var core: StackCore
         var waiters: [WaitKey: [CheckedContinuation<Void, Never>]] = [:]
         var running = true
-        /// The timer task, parked while the core has no deadline at all.
+        /// The timer task, parked until `parkedUntil` (nil: until a timer
+        /// is scheduled at all). `withCore` wakes it early when the core's
+        /// next deadline moves before that.
         var parkedTimer: CheckedContinuation<Void, Never>?
+        var parkedUntil: NetInstant?
+        /// Tells a parking's alarm from a later parking's.
+        var parkGeneration = 0
         /// Passes of the timer task (tests check that an idle stack sleeps).
         var timerPasses = 0
     }
@@ -60,14 +67,13 @@ public final class NetStack: Sendable {
         state = Locked(State(core: core))
         self.link = link
         self.forwarder = forwarder
-        // Every 5 ms while any timer is pending; parked while none is (an
-        // idle stack, e.g. an agent nobody is connected to, does not wake
-        // at all). Whatever schedules the first timer unparks it (`withCore`).
+        // The timer task runs when the core's next deadline is due and
+        // sleeps in between (not at all while nothing is scheduled: an idle
+        // stack, e.g. an agent nobody is connected to, never wakes).
         let state = self.state
         let task = Task.detached { [weak self] in
             while self?.runTimers() == true {
-                await Self.parkWhileIdle(state)
-                try? await Task.sleep(for: .milliseconds(5))
+                await Self.sleepUntilDue(state)
             }
         }
         timerTask.withLock { $0 = task }
@@ -78,15 +84,34 @@ public final class NetStack: Sendable {
         state.withLock { s in s.parkedTimer.take() }?.resume()
     }
 
-    /// Suspends the timer task while the core has nothing scheduled.
-    private static func parkWhileIdle(_ state: Locked<State>) async {
+    /// Suspends the timer task until the core's next deadline (an alarm on
+    /// a Dispatch queue resumes it), or, with none, until `withCore` sees one
+    /// scheduled; `withCore` also resumes it early for a sooner deadline.
+    private static func sleepUntilDue(_ state: Locked<State>) async {
         await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
-            let parked = state.withLock { s -> Bool in
-                guard s.running, s.core.nextDeadline == nil else { return false }
+            let now = NetInstant.now()
+            let plan = state.withLock { s -> (resumeNow: Bool, alarm: (generation: Int, delay: Duration)?) in
+                guard s.running else { return (true, nil) }
+                let next = s.core.nextDeadline
+                if let next, next <= now { return (true, nil) }
                 s.parkedTimer = cont
-                return true
+                s.parkedUntil = next
+                s.parkGeneration &+= 1
+                return (false, next.map { (s.parkGeneration, $0 - now) })
             }
-            if !parked { cont.resume() }
+            if plan.resumeNow {
+                cont.resume()
+                return
+            }
+            guard let alarm = plan.alarm else { return }
+            DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(alarm.delay.nanoseconds))) {
+                let due = state.withLock { s -> CheckedContinuation<Void, Never>? in
+                    guard s.parkGeneration == alarm.generation else { return nil }
+                    s.parkedUntil = nil
+                    return s.parkedTimer.take()
+                }
+                due?.resume()
+            }
         }
     }
 
@@ -162,7 +187,7 @@ public final class NetStack: Sendable {
         }
     }
 
-    /// How many times the timer task has run (see `parkWhileIdle`).
+    /// How many times the timer task has run (see `sleepUntilDue`).
     package var timerPasses: Int { state.withLock { $0.timerPasses } }
 
     /// Runs `body` on the core under the lock; afterwards, outside it, sends
@@ -190,7 +215,12 @@ public final class NetStack: Sendable {
             s.core.changedConnections.removeAll(keepingCapacity: true)
             s.core.changedListeners.removeAll(keepingCapacity: true)
             s.core.changedUDPPorts.removeAll(keepingCapacity: true)
-            if s.parkedTimer != nil, s.core.nextDeadline != nil, let t = s.parkedTimer.take() { wake.append(t) }
+            if s.parkedTimer != nil, let next = s.core.nextDeadline, s.parkedUntil.map({ next < $0 }) ?? true,
+                let t = s.parkedTimer.take()
+            {
+                s.parkedUntil = nil
+                wake.append(t)
+            }
             if forwarder != nil {
                 while let id = s.core.acceptForwarded() { forwardedIDs.append(id) }
                 datagrams = s.core.forwardedDatagrams
