@@ -39,6 +39,14 @@ enum KernelPaths {
         return text
     }
 
+    /// Ends every process in namespace `ns`, then deletes it. `ip netns
+    /// exec` forks, so terminating the spawned process alone would leave
+    /// its iperf3 running, reparented to init, in a namespace without a name.
+    static func removeNamespace(_ ns: String) {
+        _ = try? sh("ip netns pids \(ns) | xargs -r kill -9")
+        _ = try? sh("ip netns del \(ns)")
+    }
+
     static func spawn(_ command: String) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/sh")
@@ -65,7 +73,7 @@ enum KernelPaths {
             if let server, server.isRunning { server.terminate() }
             tun.stop()
             stack.stop()
-            _ = try? sh("ip netns del \(ns)")
+            removeNamespace(ns)
         }
         try sh("ip netns add \(ns)")
         try sh("ip link set \(tunName) netns \(ns)")
@@ -90,8 +98,8 @@ enum KernelPaths {
         var server: Process?
         defer {
             if let server, server.isRunning { server.terminate() }
-            _ = try? sh("ip netns del \(a)")
-            _ = try? sh("ip netns del \(b)")
+            removeNamespace(a)
+            removeNamespace(b)
         }
         try sh("ip netns add \(a) && ip netns add \(b)")
         try sh("ip link add vba\(suffix) netns \(a) type veth peer name vbb\(suffix) netns \(b)")
