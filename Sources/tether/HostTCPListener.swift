@@ -16,28 +16,41 @@ final class HostTCPListener: Sendable {
 
     /// Binds `host` (an IPv4 or IPv6 literal) and `port` (0: any free one).
     init(host: String, port: UInt16) throws(Failure) {
+        (fd, self.port) = try Self.bound(host: host, port: port, type: Int32(SOCK_STREAM.rawValue))
+        guard listen(fd, 128) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw Failure(description: "cannot listen on \(Self.describe(host, port)): \(reason)")
+        }
+    }
+
+    /// A socket of `type` bound to `host` (an IPv4 or IPv6 literal) and
+    /// `port` (0: any free one), and the port it got.
+    static func bound(host: String, port: UInt16, type: Int32) throws(Failure) -> (fd: Int32, port: UInt16) {
         let v6 = host.contains(":")
-        let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(v6 ? AF_INET6 : AF_INET, type | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var storage = Self.socketAddress(host: host, port: port)
+        var storage = socketAddress(host: host, port: port)
         var length = socklen_t(v6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &storage) {
+        let ok = withUnsafeMutablePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Bool in
-                bind(fd, p, length) == 0 && listen(fd, 128) == 0 && getsockname(fd, p, &length) == 0
+                bind(fd, p, length) == 0 && getsockname(fd, p, &length) == 0
             }
         }
-        guard bound else {
+        guard ok else {
             let reason = String(cString: strerror(errno))
             close(fd)
-            let where_ = v6 ? "[\(host)]:\(port)" : "\(host):\(port)"
-            throw Failure(description: "cannot listen on \(where_): \(reason)")
+            throw Failure(description: "cannot bind \(describe(host, port)): \(reason)")
         }
-        self.fd = fd
-        self.port = withUnsafeBytes(of: &storage) { raw in
-            UInt16(bigEndian: raw.load(fromByteOffset: 2, as: UInt16.self))
-        }
+        // sin_port and sin6_port sit at the same offset.
+        let boundPort = withUnsafeBytes(of: &storage) { UInt16(bigEndian: $0.load(fromByteOffset: 2, as: UInt16.self)) }
+        return (fd, boundPort)
+    }
+
+    static func describe(_ host: String, _ port: UInt16) -> String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 
     /// Calls `handle` with each accepted connection, forever, on a thread.

@@ -19,23 +19,7 @@ final class HostUDPRelay: Sendable {
 
     /// Binds `host` (an IPv4 or IPv6 literal) and `port` (0: any free one).
     init(host: String, port: UInt16) throws(HostTCPListener.Failure) {
-        let v6 = host.contains(":")
-        let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw HostTCPListener.Failure(description: "socket: \(String(cString: strerror(errno)))") }
-        var storage = HostTCPListener.socketAddress(host: host, port: port)
-        var length = socklen_t(v6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Bool in
-                bind(fd, p, length) == 0 && getsockname(fd, p, &length) == 0
-            }
-        }
-        guard bound else {
-            let reason = String(cString: strerror(errno))
-            close(fd)
-            throw HostTCPListener.Failure(description: "cannot bind UDP \(v6 ? "[\(host)]" : host):\(port): \(reason)")
-        }
-        self.fd = fd
-        self.port = withUnsafeBytes(of: &storage) { UInt16(bigEndian: $0.load(fromByteOffset: 2, as: UInt16.self)) }
+        (fd, self.port) = try HostTCPListener.bound(host: host, port: port, type: Int32(SOCK_DGRAM.rawValue))
     }
 
     /// Relays datagrams to `address`:`remotePort` through `node`, forever, on a thread.

@@ -1,3 +1,4 @@
+import Netstack
 import Mesh
 import Testing
 
@@ -23,7 +24,7 @@ import Testing
         p += [0x03, 0xe8, 0x07, port, 0xff, 0xff, 0xff, 0x00, 0, 0, 0, 1, 0x80, 0x18, 0x01, 0xf5, 0, 0, 0, 0]
         p += [1, 1, 8, 10, 0, 0, 0, 5, 0, 0, 0, 9]
         p += (0..<((count - 1) * Self.gso + lastPayload)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
-        let layout = p.withUnsafeBytes { TCPSegmentation.layout($0) }!
+        let layout = p.withUnsafeBytes { VirtioNetHeader.tcpLayout($0) }!
         var out = [UInt8](repeating: 0, count: 2000)
         return (0..<count).map { i in
             let n = p.withUnsafeBytes { src in
@@ -45,7 +46,7 @@ import Testing
     private func coalesce(_ packets: [[UInt8]]) -> [Written] {
         var written: [Written] = []
         let scratch = UnsafeMutableRawBufferPointer.allocate(
-            byteCount: TCPSegmentation.virtioHeaderSize + TCPCoalescing.maxLength, alignment: 16)
+            byteCount: VirtioNetHeader.size + TCPCoalescing.maxLength, alignment: 16)
         defer { scratch.deallocate() }
         let pointers = packets.map { p in
             let b = UnsafeMutableRawBufferPointer.allocate(byteCount: p.count, alignment: 16)
@@ -57,8 +58,8 @@ import Testing
             switch output {
             case .single(let i): written.append(.single(i))
             case .coalesced(let bytes, let count):
-                let header = TCPSegmentation.VirtioHeader(UnsafeRawBufferPointer(rebasing: bytes[0..<10]))
-                #expect(header.flags == TCPSegmentation.needsChecksum)
+                let header = VirtioNetHeader(UnsafeRawBufferPointer(rebasing: bytes[0..<10]))
+                #expect(header.flags == VirtioNetHeader.needsChecksum)
                 let packet = UnsafeRawBufferPointer(rebasing: bytes[10...])
                 // The checksum field must hold the pseudo-header sum: completing
                 // it over the whole super-packet must verify.
@@ -68,13 +69,13 @@ import Testing
                     UnsafeRawBufferPointer(rebasing: packet[(ip == 20 ? 12 : 8)..<(ip == 20 ? 20 : 40)]))
                 pseudo &+= 6 &+ UInt64(packet.count - ip)
                 var copy = Array(packet)
-                copy.withUnsafeMutableBytes { TCPSegmentation.completeChecksum($0, start: ip, offset: 16) }
+                copy.withUnsafeMutableBytes { VirtioNetHeader.completeChecksum($0, start: ip, offset: 16) }
                 let complete = copy.withUnsafeBytes {
                     TCPSegmentation.fold(
                         TCPSegmentation.sum(UnsafeRawBufferPointer(rebasing: $0[ip...]), initial: pseudo))
                 }
                 #expect(complete == 0xffff)
-                let layout = TCPSegmentation.layout(packet)!
+                let layout = VirtioNetHeader.tcpLayout(packet)!
                 let n = TCPSegmentation.segmentCount(packet.count, layout, gsoSize: header.gsoSize)
                 var out = [UInt8](repeating: 0, count: 2000)
                 let split = (0..<n).map { i in

@@ -1,3 +1,4 @@
+import Netstack
 import Mesh
 import Testing
 
@@ -38,7 +39,7 @@ import Testing
         let gso = 1380
         let payload = 10_000
         let packet = superPacket(ipv6: ipv6, payload: payload, flags: 0x18 | 0x01 | 0x80)  // PSH ACK FIN CWR
-        let layout = packet.withUnsafeBytes { TCPSegmentation.layout($0) }!
+        let layout = packet.withUnsafeBytes { VirtioNetHeader.tcpLayout($0) }!
         let count = TCPSegmentation.segmentCount(packet.count, layout, gsoSize: gso)
         #expect(count == 8)
         var stream: [UInt8] = []
@@ -72,7 +73,7 @@ import Testing
     @Test func partialChecksumCompletion() {
         // A UDP-like buffer whose checksum field holds a pseudo-header sum.
         var packet: [UInt8] = [0, 0, 0x12, 0x34, 0xab, 0xcd, 0x01, 0x02, 0x03]
-        packet.withUnsafeMutableBytes { TCPSegmentation.completeChecksum($0, start: 0, offset: 2) }
+        packet.withUnsafeMutableBytes { VirtioNetHeader.completeChecksum($0, start: 0, offset: 2) }
         // Valid when the packet plus the pseudo-header sum (0x1234) folds to 0xffff.
         let total = packet.withUnsafeBytes { TCPSegmentation.fold(TCPSegmentation.sum($0, initial: 0x1234)) }
         #expect(total == 0xffff)

@@ -82,20 +82,11 @@ public final class LoopbackForwarder: Sendable {
     }
 
     private func openFlow(_ key: FlowKey, replyFrom local: SocketAddress) -> UDPFlow? {
-        guard let stack = stack.withLock({ $0 }) else { return nil }
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = key.port.bigEndian
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
+        guard let stack = stack.withLock({ $0 }),
+            let fd = Self.connect(family: AF_INET, type: Int32(SOCK_DGRAM.rawValue), port: key.port)
+        else { return nil }
         let flow = UDPFlow(fd: fd)
-        let added = rc == 0 && flows.withLock { f -> Bool in
+        let added = flows.withLock { f -> Bool in
             guard f[key] == nil, f.count < Self.maximumUDPFlows else { return false }
             f[key] = flow
             return true
@@ -107,14 +98,14 @@ public final class LoopbackForwarder: Sendable {
         tally.withLock { $0.udpFlows += 1 }
         flow.lastActive.store(Self.nowSeconds(), ordering: .relaxed)
         startThread(name: "udp-forward") { [self] in
-            relayReplies(flow, key: key, from: local, to: key.peer, stack: stack)
+            relayReplies(flow, key: key, from: local, stack: stack)
         }
         return flow
     }
 
     /// Carries the workspace's replies back through the tunnel until the
     /// flow has been idle for `udpIdleTimeout`.
-    private func relayReplies(_ flow: UDPFlow, key: FlowKey, from local: SocketAddress, to peer: SocketAddress, stack: NetStack) {
+    private func relayReplies(_ flow: UDPFlow, key: FlowKey, from local: SocketAddress, stack: NetStack) {
         var buffer = [UInt8](repeating: 0, count: 65_535)
         let idle = Self.udpIdleTimeout.components.seconds
         while true {
@@ -131,7 +122,7 @@ public final class LoopbackForwarder: Sendable {
                 break
             }
             flow.lastActive.store(Self.nowSeconds(), ordering: .relaxed)
-            try? stack.sendUDP(from: local, to: peer, payload: Array(buffer[0..<n]))
+            try? stack.sendUDP(from: local, to: key.peer, payload: Array(buffer[0..<n]))
         }
         flows.withLock { f in if f[key] === flow { f[key] = nil } }
         close(flow.fd)
@@ -161,12 +152,18 @@ public final class LoopbackForwarder: Sendable {
 
     /// A connected TCP socket to 127.0.0.1:`port`, else [::1]:`port`, or nil.
     static func connectLoopback(port: UInt16) -> Int32? {
-        if let fd = connect(family: AF_INET, port: port) { return fd }
-        return connect(family: AF_INET6, port: port)
+        let stream = Int32(SOCK_STREAM.rawValue)
+        guard let fd = connect(family: AF_INET, type: stream, port: port)
+            ?? connect(family: AF_INET6, type: stream, port: port)
+        else { return nil }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        return fd
     }
 
-    private static func connect(family: Int32, port: UInt16) -> Int32? {
-        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    /// A socket of `type` connected to the loopback address of `family` at `port`, or nil.
+    private static func connect(family: Int32, type: Int32, port: UInt16) -> Int32? {
+        let fd = socket(family, type | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
         var rc: Int32
         if family == AF_INET {
@@ -203,8 +200,6 @@ public final class LoopbackForwarder: Sendable {
             close(fd)
             return nil
         }
-        var one: Int32 = 1
-        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         return fd
     }
 }

@@ -1,3 +1,4 @@
+import Netstack
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -129,10 +130,10 @@ package enum TCPCoalescing {
                 else { break }
                 if j == i + 1 {
                     // The run is real: start the super-packet with the first.
-                    (scratch.baseAddress! + TCPSegmentation.virtioHeaderSize).copyMemory(
+                    (scratch.baseAddress! + VirtioNetHeader.size).copyMemory(
                         from: p.baseAddress!, byteCount: p.count)
                 }
-                (scratch.baseAddress! + TCPSegmentation.virtioHeaderSize + total).copyMemory(
+                (scratch.baseAddress! + VirtioNetHeader.size + total).copyMemory(
                     from: q.baseAddress! + s.headersLength, byteCount: s.payloadLength)
                 total += s.payloadLength
                 expected = expected &+ UInt32(truncatingIfNeeded: s.payloadLength)
@@ -147,7 +148,7 @@ package enum TCPCoalescing {
                 emit(
                     .coalesced(
                         bytes: UnsafeRawBufferPointer(
-                            rebasing: scratch[0..<(TCPSegmentation.virtioHeaderSize + total)]), count: j - i))
+                            rebasing: scratch[0..<(VirtioNetHeader.size + total)]), count: j - i))
             }
             i = j
         }
@@ -159,7 +160,7 @@ package enum TCPCoalescing {
     static func finish(
         _ scratch: UnsafeMutableRawBufferPointer, _ s: Segment, total: Int, segmentSize: Int, push: Bool
     ) {
-        let h = TCPSegmentation.virtioHeaderSize
+        let h = VirtioNetHeader.size
         let out = UnsafeMutableRawBufferPointer(rebasing: scratch[h..<(h + total)])
         func put16(_ buffer: UnsafeMutableRawBufferPointer, _ offset: Int, _ v: UInt16) {
             buffer[offset] = UInt8(v >> 8)
@@ -186,8 +187,8 @@ package enum TCPCoalescing {
             header[offset] = UInt8(v & 0xff)
             header[offset + 1] = UInt8((v >> 8) & 0xff)
         }
-        header[0] = TCPSegmentation.needsChecksum
-        header[1] = s.isIPv4 ? TCPSegmentation.gsoTCPv4 : TCPSegmentation.gsoTCPv6
+        header[0] = VirtioNetHeader.needsChecksum
+        header[1] = s.isIPv4 ? VirtioNetHeader.gsoTCPv4 : VirtioNetHeader.gsoTCPv6
         putLE16(2, s.headersLength)
         putLE16(4, segmentSize)
         putLE16(6, ip)

@@ -12,14 +12,7 @@ import Netstack
 ///     |  u8   |   u8     |  u16    |   u16    |    u16     |    u16      |
 ///     +-------+----------+---------+----------+------------+-------------+
 package enum TCPSegmentation {
-    // The header itself is Netstack's `VirtioNetHeader` (its TUN link speaks it too).
-    package static let virtioHeaderSize = VirtioNetHeader.size
-    package static let needsChecksum = VirtioNetHeader.needsChecksum
-    package static let gsoNone = VirtioNetHeader.gsoNone
-    package static let gsoTCPv4 = VirtioNetHeader.gsoTCPv4
-    package static let gsoTCPv6 = VirtioNetHeader.gsoTCPv6
-    package static let gsoECN = VirtioNetHeader.gsoECN
-    package typealias VirtioHeader = VirtioNetHeader
+    // The header and the TCP layout are Netstack's `VirtioNetHeader`.
 
     /// One's-complement sum of `bytes` as big-endian 16-bit words (RFC 1071),
     /// not yet folded or complemented.
@@ -45,45 +38,8 @@ package enum TCPSegmentation {
         return UInt16(s)
     }
 
-    /// Completes a CHECKSUM_PARTIAL packet: the field at start+offset holds
-    /// the pseudo-header sum; the sum from `start` to the end, complemented,
-    /// replaces it.
-    package static func completeChecksum(_ packet: UnsafeMutableRawBufferPointer, start: Int, offset: Int) {
-        let field = start + offset
-        guard start >= 0, field + 2 <= packet.count else { return }
-        let total = fold(sum(UnsafeRawBufferPointer(rebasing: packet[start...])))
-        let value = ~total
-        packet[field] = UInt8(value >> 8)
-        packet[field + 1] = UInt8(value & 0xff)
-    }
-
-    package struct Layout {
-        package let isIPv4: Bool
-        package let ipHeaderLength: Int
-        package let headersLength: Int  // IP + TCP
-    }
-
-    /// The header layout of a TCP/IP super-packet, if it is one we can split.
-    package static func layout(_ p: UnsafeRawBufferPointer) -> Layout? {
-        guard let first = p.first else { return nil }
-        let ipLength: Int
-        let isIPv4 = first >> 4 == 4
-        if isIPv4 {
-            ipLength = Int(first & 0x0f) * 4
-            guard ipLength >= 20, p.count >= ipLength + 20, p[9] == 6 else { return nil }
-        } else if first >> 4 == 6 {
-            ipLength = 40
-            guard p.count >= 60, p[6] == 6 else { return nil }  // no extension headers
-        } else {
-            return nil
-        }
-        let tcpLength = Int(p[ipLength + 12] >> 4) * 4
-        guard tcpLength >= 20, p.count >= ipLength + tcpLength else { return nil }
-        return Layout(isIPv4: isIPv4, ipHeaderLength: ipLength, headersLength: ipLength + tcpLength)
-    }
-
     /// Number of segments `packet` splits into at `gsoSize` bytes of payload.
-    package static func segmentCount(_ packetLength: Int, _ layout: Layout, gsoSize: Int) -> Int {
+    package static func segmentCount(_ packetLength: Int, _ layout: VirtioNetHeader.TCPLayout, gsoSize: Int) -> Int {
         let payload = packetLength - layout.headersLength
         return payload <= 0 ? 1 : (payload + gsoSize - 1) / gsoSize
     }
@@ -92,7 +48,7 @@ package enum TCPSegmentation {
     /// Headers are copied and fixed up (lengths, IPv4 id and checksum, TCP
     /// sequence number, flags, full TCP checksum).
     package static func writeSegment(
-        _ packet: UnsafeRawBufferPointer, _ layout: Layout, gsoSize: Int, index: Int, count: Int,
+        _ packet: UnsafeRawBufferPointer, _ layout: VirtioNetHeader.TCPLayout, gsoSize: Int, index: Int, count: Int,
         into out: UnsafeMutableRawBufferPointer
     ) -> Int {
         let h = layout.headersLength

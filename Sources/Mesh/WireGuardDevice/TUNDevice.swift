@@ -1,3 +1,4 @@
+import Netstack
 import CMeshLinux
 
 #if canImport(Glibc)
@@ -23,8 +24,8 @@ public final class TUNDevice: PacketEnd, @unchecked Sendable {
     /// Only the device's receive thread writes batches: where TCP segments
     /// are joined (`TCPCoalescing`).
     private let coalesced = UnsafeMutableRawBufferPointer.allocate(
-        byteCount: TCPSegmentation.virtioHeaderSize + TCPCoalescing.maxLength, alignment: 64)
-    private var pending: (length: Int, layout: TCPSegmentation.Layout, gsoSize: Int, next: Int, count: Int)?
+        byteCount: VirtioNetHeader.size + TCPCoalescing.maxLength, alignment: 64)
+    private var pending: (length: Int, layout: VirtioNetHeader.TCPLayout, gsoSize: Int, next: Int, count: Int)?
 
     public struct OpenError: Error, CustomStringConvertible {
         public let errno: Int32
@@ -77,21 +78,21 @@ public final class TUNDevice: PacketEnd, @unchecked Sendable {
             }
             let n = read(fd, scratch.baseAddress!, scratch.count)
             if n <= 0 { break }
-            guard n > TCPSegmentation.virtioHeaderSize else { continue }
-            let header = TCPSegmentation.VirtioHeader(UnsafeRawBufferPointer(rebasing: scratch[0..<10]))
+            guard n > VirtioNetHeader.size else { continue }
+            let header = VirtioNetHeader(UnsafeRawBufferPointer(rebasing: scratch[0..<10]))
             let packet = UnsafeMutableRawBufferPointer(rebasing: scratch[10..<n])
-            switch header.gsoType & ~TCPSegmentation.gsoECN {
-            case TCPSegmentation.gsoNone:
-                if header.flags & TCPSegmentation.needsChecksum != 0 {
-                    TCPSegmentation.completeChecksum(
+            switch header.gsoType & ~VirtioNetHeader.gsoECN {
+            case VirtioNetHeader.gsoNone:
+                if header.flags & VirtioNetHeader.needsChecksum != 0 {
+                    VirtioNetHeader.completeChecksum(
                         packet, start: header.checksumStart, offset: header.checksumOffset)
                 }
                 let b = buffer(lengths.count)
                 guard packet.count <= b.count - headroom - 64 else { continue }
                 (b.baseAddress! + headroom).copyMemory(from: packet.baseAddress!, byteCount: packet.count)
                 lengths.append(packet.count)
-            case TCPSegmentation.gsoTCPv4, TCPSegmentation.gsoTCPv6:
-                guard header.gsoSize > 0, let layout = TCPSegmentation.layout(UnsafeRawBufferPointer(packet)) else {
+            case VirtioNetHeader.gsoTCPv4, VirtioNetHeader.gsoTCPv6:
+                guard header.gsoSize > 0, let layout = VirtioNetHeader.tcpLayout(UnsafeRawBufferPointer(packet)) else {
                     continue
                 }
                 let count = TCPSegmentation.segmentCount(packet.count, layout, gsoSize: header.gsoSize)

@@ -150,26 +150,19 @@ public final class NetStack: Sendable {
         }
     }
 
-    /// Feeds a batch of packets that live in caller buffers (no copies into arrays).
-    public func input(_ packets: [UnsafeRawBufferPointer]) {
-        guard !packets.isEmpty else { return }
-        withCore { core, now in
-            core.beginBatch()
-            for p in packets { core.input(p, now: now) }
-            core.endBatch(now: now)
-        }
-    }
-
-    /// As `input(_:)`, where `checksumVerified[i]` says the link vouches for
+    /// Feeds a batch of packets that live in caller buffers (no copies into
+    /// arrays). `checksumVerified[i]`, when given, says the link vouches for
     /// packet i's TCP checksum: a TUN device with a virtio-net header hands
     /// the local kernel's TCP segments over with `NEEDS_CSUM`, their
     /// checksum never computed because they never left the machine.
-    public func input(_ packets: [UnsafeRawBufferPointer], checksumVerified: [Bool]) {
-        precondition(packets.count == checksumVerified.count)
+    public func input(_ packets: [UnsafeRawBufferPointer], checksumVerified: [Bool] = []) {
+        precondition(checksumVerified.isEmpty || checksumVerified.count == packets.count)
         guard !packets.isEmpty else { return }
         withCore { core, now in
             core.beginBatch()
-            for (p, verified) in zip(packets, checksumVerified) { core.input(p, now: now, checksumVerified: verified) }
+            for (i, p) in packets.enumerated() {
+                core.input(p, now: now, checksumVerified: !checksumVerified.isEmpty && checksumVerified[i])
+            }
             core.endBatch(now: now)
         }
     }

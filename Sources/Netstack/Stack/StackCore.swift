@@ -335,15 +335,17 @@ package struct StackCore {
             emitTCPPacket(index, out, repr: out.repr, offset: 0)
             return
         }
-        var piece = out.segmentSize
+        // Bytes of payload per packet: one segment, or on an offloading link
+        // as many whole segments as fit a 64 KiB packet.
+        var chunk = out.segmentSize
         let ipHeader = slots.values[index].key.local.address.isIPv6 ? IPv6Repr.headerLength : IPv4Repr.headerLength
         let headers = ipHeader + out.repr.headerLength
         if offloadsTCP && out.segmentSize == mtu - headers {
-            piece = (Self.maximumOffloadPacket - headers) / out.segmentSize * out.segmentSize
+            chunk = (Self.maximumOffloadPacket - headers) / out.segmentSize * out.segmentSize
         }
         var offset = 0
         while offset < total {
-            let n = Swift.min(piece, total - offset)
+            let n = Swift.min(chunk, total - offset)
             var piece = out.repr
             piece.sequenceNumber = out.repr.sequenceNumber + offset
             piece.payloadLength = n

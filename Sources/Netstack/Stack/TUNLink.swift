@@ -85,17 +85,16 @@
                 }
                 return
             }
-            var header = [UInt8](repeating: 0, count: VirtioNetHeader.size)
-            for p in packets {
-                p.withUnsafeBytes { packet in
-                    let h = VirtioNetHeader(forOutgoing: packet, mtu: mtu)
-                    header.withUnsafeMutableBytes { h.write(into: $0) }
-                    header.withUnsafeBytes { headerBytes in
-                        var vectors = [
-                            iovec(iov_base: UnsafeMutableRawPointer(mutating: headerBytes.baseAddress), iov_len: headerBytes.count),
-                            iovec(iov_base: UnsafeMutableRawPointer(mutating: packet.baseAddress), iov_len: packet.count),
-                        ]
-                        _ = writev(fd, &vectors, 2)
+            // One header buffer and one iovec pair for the whole batch.
+            withUnsafeTemporaryAllocation(byteCount: VirtioNetHeader.size, alignment: 2) { header in
+                withUnsafeTemporaryAllocation(of: iovec.self, capacity: 2) { vectors in
+                    vectors[0] = iovec(iov_base: header.baseAddress, iov_len: header.count)
+                    for p in packets {
+                        p.withUnsafeBytes { packet in
+                            VirtioNetHeader(forOutgoing: packet, mtu: mtu).write(into: header)
+                            vectors[1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: packet.baseAddress), iov_len: packet.count)
+                            _ = writev(fd, vectors.baseAddress, 2)
+                        }
                     }
                 }
             }
@@ -131,7 +130,6 @@
                         reads += 1
                         guard offload else {
                             packets.append(UnsafeRawBufferPointer(start: start, count: n))
-                            verified.append(false)
                             continue
                         }
                         guard n > headerSize else { continue }

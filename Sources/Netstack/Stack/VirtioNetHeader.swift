@@ -62,21 +62,50 @@ package struct VirtioNetHeader: Equatable {
         le16(8, checksumOffset)
     }
 
+    /// Where the headers of a TCP packet with a plain IP header (no IPv6
+    /// extension headers) end: what segmentation copies into every segment
+    /// and where a partial checksum starts.
+    package struct TCPLayout: Equatable {
+        package let isIPv4: Bool
+        package let ipHeaderLength: Int
+        /// IP and TCP headers together.
+        package let headersLength: Int
+    }
+
+    /// The layout of a TCP packet, or nil for anything else (another
+    /// protocol, extension headers, lengths that do not fit the bytes).
+    package static func tcpLayout(_ packet: UnsafeRawBufferPointer) -> TCPLayout? {
+        guard let first = packet.first else { return nil }
+        let ipLength: Int
+        switch first >> 4 {
+        case 4:
+            ipLength = Int(first & 0x0F) * 4
+            guard ipLength >= 20, packet.count >= ipLength + 20, packet[9] == 6 else { return nil }
+        case 6:
+            ipLength = 40
+            guard packet.count >= 60, packet[6] == 6 else { return nil }
+        default:
+            return nil
+        }
+        let tcpLength = Int(packet[ipLength + 12] >> 4) * 4
+        guard tcpLength >= 20, packet.count >= ipLength + tcpLength else { return nil }
+        return TCPLayout(isIPv4: first >> 4 == 4, ipHeaderLength: ipLength, headersLength: ipLength + tcpLength)
+    }
+
     /// The header for an IP packet our stack sends on a link that
     /// `offloadsTCP`: a TCP packet carries a partial checksum (`NEEDS_CSUM`
     /// from its TCP header) and, when larger than `mtu`, is cut into
     /// segments that fill the MTU; anything else goes as it is.
     package init(forOutgoing packet: UnsafeRawBufferPointer, mtu: Int) {
         self.init()
-        guard let (ipHeader, isIPv6) = Self.tcpLayout(packet), packet.count >= ipHeader + 20 else { return }
-        let tcpHeader = Int(packet[ipHeader + 12] >> 4) * 4
+        guard let layout = Self.tcpLayout(packet) else { return }
         flags = Self.needsChecksum
-        checksumStart = ipHeader
+        checksumStart = layout.ipHeaderLength
         checksumOffset = Self.tcpChecksumOffset
         if packet.count > mtu {
-            gsoType = isIPv6 ? Self.gsoTCPv6 : Self.gsoTCPv4
-            headerLength = ipHeader + tcpHeader
-            gsoSize = mtu - ipHeader - tcpHeader
+            gsoType = layout.isIPv4 ? Self.gsoTCPv4 : Self.gsoTCPv6
+            headerLength = layout.headersLength
+            gsoSize = mtu - layout.headersLength
         }
     }
 
@@ -86,42 +115,34 @@ package struct VirtioNetHeader: Equatable {
     /// was never computed), false when the stack is to check it as usual,
     /// nil when the packet is to be dropped (a malformed header, or an
     /// offload we did not offer). A partial checksum on a packet that is not
-    /// a super-packet is completed here (RFC 1071), so the stack checks it.
+    /// a super-packet is completed here, so the stack checks it.
     package func prepareIncoming(_ packet: UnsafeMutableRawBufferPointer) -> Bool? {
         switch gsoType & ~Self.gsoECN {
         case Self.gsoNone:
             if flags & Self.needsChecksum != 0 {
-                let field = checksumStart + checksumOffset
-                guard checksumStart < packet.count, field + 2 <= packet.count else { return nil }
-                var sum = InternetChecksum()
-                sum.add(UnsafeRawBufferPointer(rebasing: packet[checksumStart...]))
-                let value = sum.value
-                packet[field] = UInt8(value >> 8)
-                packet[field + 1] = UInt8(value & 0xFF)
+                guard Self.completeChecksum(packet, start: checksumStart, offset: checksumOffset) else { return nil }
             }
             return false
         case Self.gsoTCPv4, Self.gsoTCPv6:
-            guard Self.tcpLayout(UnsafeRawBufferPointer(packet)) != nil else { return nil }
-            return true
+            return Self.tcpLayout(UnsafeRawBufferPointer(packet)) == nil ? nil : true
         default:
             return nil
         }
     }
 
-    /// The IP header length and family of a TCP packet with a plain IP
-    /// header (no IPv6 extension headers), or nil for anything else.
-    package static func tcpLayout(_ packet: UnsafeRawBufferPointer) -> (ipHeader: Int, isIPv6: Bool)? {
-        guard let first = packet.first else { return nil }
-        switch first >> 4 {
-        case 4:
-            let ipHeader = Int(first & 0x0F) * 4
-            guard ipHeader >= 20, packet.count >= ipHeader + 20, packet[9] == 6 else { return nil }
-            return (ipHeader, false)
-        case 6:
-            guard packet.count >= 60, packet[6] == 6 else { return nil }
-            return (40, true)
-        default:
-            return nil
-        }
+    /// Completes a `CHECKSUM_PARTIAL` packet (RFC 1071): the field at
+    /// `start + offset` holds the pseudo-header sum; the sum from `start` to
+    /// the end, complemented, replaces it. False when the field is not
+    /// inside the packet.
+    @discardableResult
+    package static func completeChecksum(_ packet: UnsafeMutableRawBufferPointer, start: Int, offset: Int) -> Bool {
+        let field = start + offset
+        guard start >= 0, offset >= 0, start < packet.count, field + 2 <= packet.count else { return false }
+        var sum = InternetChecksum()
+        sum.add(UnsafeRawBufferPointer(rebasing: packet[start...]))
+        let value = sum.value
+        packet[field] = UInt8(value >> 8)
+        packet[field + 1] = UInt8(value & 0xFF)
+        return true
     }
 }
