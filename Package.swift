@@ -153,6 +153,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "WSClient", package: "swift-websocket"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            // The control plane serves this very binary to workspaces
+            // (init.sh), which have no Swift toolchain: the Swift runtime
+            // and Foundation are linked in, so the binary needs only the C
+            // libraries of ../shared/DESIGN.md. Foundation's static archive
+            // names its C parts itself only to modules built against
+            // swift_static, so they are listed here. `-z now` binds every
+            // symbol at start (full RELRO), so no lazy lookup faults symbol
+            // tables back in after the agent trims its resident set.
+            linkerSettings: [
+                .unsafeFlags(["-static-stdlib", "-Xlinker", "-z", "-Xlinker", "now"]),
+                .linkedLibrary("CoreFoundation"),
+                .linkedLibrary("_FoundationICU"),
+                .linkedLibrary("_FoundationCollections"),
+                .linkedLibrary("_FoundationCShims"),
             ]
         ),
 

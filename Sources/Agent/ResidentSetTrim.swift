@@ -13,9 +13,10 @@
 /// ("fault-around", 64 KiB by default), so sparse use of a large binary
 /// shows up as most of it. This drops those mappings' page-table entries
 /// (`MADV_DONTNEED`; the pages stay in the page cache and come back on the
-/// next touch, as after the kernel's own reclaim) and marks them
-/// `MADV_RANDOM`, which turns fault-around off for them (mm/memory.c,
-/// `should_fault_around`), so what comes back is what the agent touches.
+/// next touch, as after the kernel's own reclaim), so what comes back is
+/// what the agent touches, in 64 KiB windows. Nothing per mapping turns
+/// fault-around off: `should_fault_around` (mm/memory.c) ignores
+/// `MADV_RANDOM`, which only stops readahead, so it is not used.
 ///
 /// Only mappings that are safe to drop are touched: file-backed, not
 /// writable, and without a single anonymous (copied-on-write) page, which
@@ -85,7 +86,6 @@ public enum ResidentSetTrim {
         for r in candidates(smaps: text) {
             guard let address = UnsafeMutableRawPointer(bitPattern: r.start) else { continue }
             let length = Int(r.end - r.start)
-            _ = madvise(address, length, MADV_RANDOM)
             if madvise(address, length, MADV_DONTNEED) == 0 {
                 count += 1
                 bytes += r.end - r.start
