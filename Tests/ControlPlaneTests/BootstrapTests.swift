@@ -80,6 +80,38 @@ import Testing
         agent.signal(SIGKILL)
     }
 
+    /// A workspace image has no Swift toolchain. The init script runs in a
+    /// mount namespace where the folder holding the Swift runtime that this
+    /// test process itself loaded (`libswiftCore.so`) is covered by an empty
+    /// tmpfs; the downloaded agent must still start and reach `ready`.
+    @Test(.enabled(if: canUnshare, "needs root and unshare(1) for a mount namespace"))
+    func agentStartsWithoutSwiftToolchain() async throws {
+        // Read to the end: String(contentsOfFile:) stops at 4 KiB of /proc.
+        let handle = try #require(FileHandle(forReadingAtPath: "/proc/self/maps"))
+        let maps = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+        let runtime = try #require(
+            maps.split(separator: "\n").lazy.compactMap { $0.split(separator: " ").last }.first { $0.hasSuffix("/libswiftCore.so") },
+            "this test process loads no libswiftCore.so")
+        let runtimeDir = String(runtime.dropLast("/libswiftCore.so".count))
+
+        let cp = try await TestControlPlane(name: "bare")
+        defer { cp.shutdown() }
+        let tokens = try await cp.create(
+            WorkspaceSpec(name: "bare", agents: [AgentSpec(name: "main", scripts: [ScriptSpec(displayName: "hi", script: "echo bare", runOnStart: true)])]))
+        let (_, script) = try await cp.curl([cp.url + "/api/v1/init.sh"])
+        try script.write(to: URL(fileURLWithPath: cp.dir + "/init.sh"))
+        let hidden = "mount -t tmpfs none '\(runtimeDir)' && test ! -e '\(runtimeDir)/libswiftCore.so' && exec sh '\(cp.dir)/init.sh'"
+        let agent = try Child(
+            "/usr/bin/unshare", ["--mount", "--propagation", "private", "/bin/sh", "-c", hidden],
+            environment: ["TETHER_AGENT_TOKEN": tokens["main"]!, "TETHER_AGENT_DIR": cp.dir + "/bin", "TETHER_AGENT_LOG_DIR": cp.dir + "/agentlog"],
+            logPath: cp.dir + "/bare.out")
+        cp.children.append(agent)
+        let ready = try await cp.waitLifecycle("bare", "main", ["ready", "start_error", "start_timeout", "off"], timeout: .seconds(60))
+        #expect(ready.lifecycle == "ready", "agent output: \(agent.output)")
+        agent.signal(SIGTERM)
+        #expect(try await agent.waitExit() == 0)
+    }
+
     func children(of pid: Int32) throws -> [Int32] {
         try FileManager.default.contentsOfDirectory(atPath: "/proc").compactMap { Int32($0) }.filter { p in
             guard let stat = try? String(contentsOfFile: "/proc/\(p)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
