@@ -85,8 +85,9 @@ echo "Metrics: $url/metrics"
 echo
 echo "SSH into the workspace (WireGuard over the embedded DERP relay, then direct UDP):"
 echo "  $ssh_cmd"
-echo "Forward a port of the workspace's loopback here, and see the tunnel's path and latency:"
+echo "Forward a port of the workspace's loopback here, and see the tunnel's path, latency and throughput:"
 echo "  TETHER_CONFIG_DIR=$run/cli $bin port-forward demo --tcp 8080:8080"
 echo "  TETHER_CONFIG_DIR=$run/cli $bin ping demo"
+echo "  TETHER_CONFIG_DIR=$run/cli $bin speedtest demo"
 echo "Press Ctrl-C to stop."
 wait "$agent" || true

@@ -13,7 +13,7 @@ struct Tether: AsyncParsableCommand {
         abstract: "Connectivity for self-hosted cloud development environments.",
         subcommands: [
             Server.self, AgentCommand.self, Login.self, Create.self, List.self, Dashboard.self, SSHCommand.self, ConfigSSH.self,
-            PortForwardCommand.self, PingCommand.self,
+            PortForwardCommand.self, PingCommand.self, SpeedtestCommand.self,
             SSHServerCommand.self, DERPCommand.self, STUNCommand.self, NetcheckCommand.self, WireGuardCommand.self,
             GenKey.self, PubKey.self,
         ]

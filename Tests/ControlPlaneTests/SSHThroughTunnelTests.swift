@@ -226,6 +226,33 @@ extension SSHThroughTunnelTests {
         #expect(udp == "eno,owt,eerht\n", "UDP through port-forward: \(udp); log: \(forward.output)")
     }
 
+    /// `tether speedtest` against the agent's speedtest server on tunnel
+    /// port 3, both ways (up after waiting for a direct path): per-second
+    /// rows, then a total that moved bytes; a bad `--time` is a clear error.
+    @Test func speedtestBothWays() async throws {
+        let cp = try await TestControlPlane(name: "speedtest")
+        defer { cp.shutdown() }
+        _ = try await Self.startWorkspace(cp, name: "speed")
+
+        for arguments in [["-t", "2"], ["-t", "2", "--direction", "up", "--direct"]] {
+            let out = try await cp.cli(["speedtest", "speed"] + arguments)
+            let lines = out.split(separator: "\n").map(String.init)
+            let direction = arguments.contains("up") ? "upload" : "download"
+            #expect(lines.first?.hasPrefix("\(direction) test of 2 s with speed") == true, "speedtest said: \(out)")
+            #expect(lines.contains { $0.hasPrefix("0.00-1.") }, "speedtest said: \(out)")
+            // The total: "0.00-2.0x sec  N MBits  R Mbits/sec", after the rule.
+            let total = try #require(lines.last, "speedtest said: \(out)")
+            let fields = total.split(separator: " ")
+            #expect(fields.count == 6 && fields[0].hasPrefix("0.00-2.") && fields[5] == "Mbits/sec", "total row: \(total)")
+            let megabits = fields.count == 6 ? Double(fields[2]) ?? 0 : 0
+            #expect(megabits > 1, "\(direction) moved \(megabits) Mbit in 2 s: \(out)")
+            #expect(lines.dropLast().last?.allSatisfy { $0 == "-" } == true, "speedtest said: \(out)")
+        }
+
+        let bad = await Self.cliFailure(cp, ["speedtest", "speed", "-t", "60"])
+        #expect(bad.contains("--time must be between 1 and 30 seconds"), "bad --time said: \(bad)")
+    }
+
     /// The combined output of a CLI run that is expected to fail.
     static func cliFailure(_ cp: TestControlPlane, _ arguments: [String]) async -> String {
         do {

@@ -8,9 +8,10 @@ import WireGuardCore
 
 /// The agent's side of the tailnet: a mesh node (WireGuard + disco + STUN
 /// + DERP + Netstack, no TUN device, no inbound port) whose peers come from
-/// coordination, the SSH server on tunnel ports 22 and 1 (DESIGN.md,
-/// "Addresses and ports inside the tunnel"), and every other TCP port
-/// forwarded to the workspace's loopback (`LoopbackForwarder`).
+/// coordination, the SSH server on tunnel ports 22 and 1 and the speedtest
+/// on port 3 (DESIGN.md, "Addresses and ports inside the tunnel"), and every
+/// other TCP port forwarded to the workspace's loopback
+/// (`LoopbackForwarder`).
 ///
 /// Coordination messages are applied in arrival order by one task, so a
 /// `peer_upsert` that follows a `tunnel` always finds the node started.
@@ -142,8 +143,11 @@ public final class AgentTunnel: Sendable {
                 listeners.append(listener)
                 Task { [ssh, logger] in await Self.acceptSSH(listener, ssh: ssh, logger: logger) }
             }
+            let speedtest = try node.listen(port: Speedtest.port)
+            listeners.append(speedtest)
+            Task { [logger] in await SpeedtestServer.serve(speedtest, logger: logger) }
             current.withLock { $0 = Running(node: node, config: config, address: address, listeners: listeners) }
-            logger.info("tunnel up: \(address), home DERP region \(node.homeRegion.map(String.init) ?? "none"), SSH on ports \(Self.sshPorts)")
+            logger.info("tunnel up: \(address), home DERP region \(node.homeRegion.map(String.init) ?? "none"), SSH on ports \(Self.sshPorts), speedtest on \(Speedtest.port)")
             publish(NodeInfo(of: node, address: address))
         } catch {
             logger.error("tunnel not started: \(error)")
