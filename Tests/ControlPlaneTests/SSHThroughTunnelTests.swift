@@ -251,6 +251,33 @@ extension SSHThroughTunnelTests {
 
         let bad = await Self.cliFailure(cp, ["speedtest", "speed", "-t", "60"])
         #expect(bad.contains("--time must be between 1 and 30 seconds"), "bad --time said: \(bad)")
+
+        // A raw client on port 3 (through port-forward): a wrong version
+        // gets its error line, garbage gets one too, and the server still
+        // serves a good config after them.
+        let local = Harness.freePort()
+        let forward = try Child(
+            Harness.tether, ["port-forward", "speed", "--tcp", "127.0.0.1:\(local):\(Speedtest.port)"],
+            environment: ["TETHER_CONFIG_DIR": cp.dir + "/cli"], logPath: cp.dir + "/speedtest-forward.log")
+        cp.children.append(forward)
+        try await Harness.until("port-forward to be ready", timeout: .seconds(30)) {
+            forward.output.contains("forwarding 127.0.0.1:\(local)")
+        }
+        let answers = try await offload {
+            try TestControlPlane.runPython(
+                "import socket\ndef ask(line):\n    s = socket.create_connection(('127.0.0.1', \(local)), timeout=10)\n"
+                    + "    s.sendall(line)\n    data = b''\n    while True:\n        d = s.recv(65536)\n        if not d: break\n        data += d\n"
+                    + "    return data\n"
+                    + "print(ask(b'{\"version\":1,\"time\":1000000000,\"direction\":0}\\n').decode().strip())\n"
+                    + "print(ask(b'\\x00garbage\\n').decode().strip())\n"
+                    + "d = ask(b'{\"version\":2,\"time\":1000000000,\"direction\":0}\\n')\n"
+                    + "print(d[:3].decode().strip(), len(d) > 1000000)\n")
+        }
+        let lines = answers.split(separator: "\n").map(String.init)
+        #expect(lines.count == 3, "raw speedtest clients: \(answers); forward log: \(forward.output)")
+        #expect(lines.first?.contains(#""error":"version mismatch! Server is version 2, client is version 1""#) == true, "\(answers)")
+        #expect(lines.dropFirst().first?.contains(#""error":"speedtest config is not a JSON object"#) == true, "\(answers)")
+        #expect(lines.last == "{} True", "\(answers)")
     }
 
     /// The combined output of a CLI run that is expected to fail.
