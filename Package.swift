@@ -162,8 +162,11 @@ let package = Package(
             // swift_static, so they are listed here. `-z now` binds every
             // symbol at start (full RELRO), so no lazy lookup faults symbol
             // tables back in after the agent trims its resident set.
+            // `--strip-debug` keeps the symbol table (backtraces, perf) but
+            // not DWARF: every workspace downloads this file at start, and
+            // the debug sections were a third of its 164 MB.
             linkerSettings: [
-                .unsafeFlags(["-static-stdlib", "-Xlinker", "-z", "-Xlinker", "now"]),
+                .unsafeFlags(["-static-stdlib", "-Xlinker", "-z", "-Xlinker", "now", "-Xlinker", "--strip-debug"]),
                 .linkedLibrary("CoreFoundation"),
                 .linkedLibrary("_FoundationICU"),
                 .linkedLibrary("_FoundationCollections"),
