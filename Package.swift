@@ -125,8 +125,9 @@ let package = Package(
             name: "ControlPlane",
             dependencies: [
                 "Agent",
-                "CryptoPrimitives", "WireGuardCore", "DERP", "Mesh",
+                "CryptoPrimitives", "WireGuardCore", "Netstack", "DERP", "Mesh",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),

@@ -55,6 +55,7 @@ public enum ControlPlaneServer {
         let api = API(store: store, hub: hub, metrics: metrics, accessURL: accessURL, logger: logger)
         let router = Router(context: BasicWebSocketRequestContext.self)
         api.register(router)
+        AppProxy(api: api, tunnel: AppTunnel(coordinator: coordinator, derpMap: relay.derpMap, logger: logger)).register(router)
         let socket = AgentSocket(store: store, hub: hub, coordinator: coordinator, metrics: metrics)
         let clients = ClientSocket(coordinator: coordinator, metrics: metrics)
         router.ws(RouterPath(stringLiteral: ClientSocket.path)) { request, _ in

@@ -89,11 +89,13 @@ actor Coordinator {
     // MARK: Clients
 
     /// A client's coordination socket opened for `agentID`: it gets an
-    /// address and the DERP map, and the agent's node if known.
-    func clientConnected(agentID: String, send: @escaping Send) -> Int {
+    /// address and the DERP map, and the agent's node if known. `address`
+    /// is the app proxy's own node, one address for all the agents it
+    /// reaches; every other client gets a random one.
+    func clientConnected(agentID: String, address fixed: String? = nil, send: @escaping Send) -> Int {
         nextID += 1
         let id = nextID
-        let address = TailnetAddress.randomClient()
+        let address = fixed ?? TailnetAddress.randomClient()
         var entry = agents[agentID] ?? AgentEntry()
         entry.clients[id] = ClientEntry(address: address, node: nil, send: send)
         agents[agentID] = entry
