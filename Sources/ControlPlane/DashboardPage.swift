@@ -88,7 +88,11 @@ enum DashboardPage {
               m.error ? el("dd", {class: "err", "data-key": m.key}, "error: " + m.error) : el("dd", {"data-key": m.key}, m.value));
           }
           const apps = el("dl", {"data-testid": "apps"});
-          for (const app of a.apps) apps.append(el("dt", {}, app.name), el("dd", {}, el("span", {class: "pill " + app.health}, app.health), " ", app.url));
+          for (const app of a.apps) {
+            const proxied = "/apps/" + encodeURIComponent(a.workspace) + "/" + encodeURIComponent(a.name) + "/" + encodeURIComponent(app.slug) + "/";
+            apps.append(el("dt", {}, el("a", {href: proxied, target: "_blank", "data-slug": app.slug}, app.name)),
+              el("dd", {}, el("span", {class: "pill " + app.health}, app.health), " ", app.url));
+          }
           const ports = a.ports.length ? a.ports.map(p => p.port + "/" + p.network).join("  ") : "none";
           const left = el("div", {}, el("h3", {}, a.name), info,
             el("h3", {}, "metadata"), a.metadata.length ? meta : el("p", {class: "empty"}, "none yet"),

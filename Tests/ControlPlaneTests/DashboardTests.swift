@@ -67,6 +67,7 @@ import WSClient
                     logs: q('[data-testid="logs"]') ? q('[data-testid="logs"]').textContent : "",
                     tick: tick ? tick.textContent : null,
                     apps: q('[data-testid="apps"]') ? q('[data-testid="apps"]').textContent : "",
+                    appLink: q('[data-slug="web"]') ? q('[data-slug="web"]').getAttribute("href") : "",
                     events: window.tetherEventsSeen ? window.tetherEventsSeen() : -1,
                     loadId: window.__loadId || (window.__loadId = Math.random()) }); })()
                 """
@@ -93,6 +94,7 @@ import WSClient
         #expect(first.url == "/")
         #expect(first.workspace == "demo")
         #expect(first.logs.contains("[setup] installing toolchain"))
+        #expect(first.appLink == "/apps/demo/main/web/", "the app's link goes through the app proxy")
         #expect(later.loadID == first.loadID, "the page reloaded instead of updating live")
         #expect(later.events > first.events)
         let png = try Data(contentsOf: URL(fileURLWithPath: screenshot))
@@ -103,7 +105,7 @@ import WSClient
 
 /// What the test reads off the page.
 struct Probe: Sendable {
-    var url = "", workspace = "", lifecycle = "", logs = "", apps = ""
+    var url = "", workspace = "", lifecycle = "", logs = "", apps = "", appLink = ""
     var tick: String?
     var events = 0
     var loadID = 0.0
@@ -115,6 +117,7 @@ struct Probe: Sendable {
         lifecycle = d["lifecycle"] as? String ?? ""
         logs = d["logs"] as? String ?? ""
         apps = d["apps"] as? String ?? ""
+        appLink = d["appLink"] as? String ?? ""
         tick = d["tick"] as? String
         events = (d["events"] as? NSNumber)?.intValue ?? 0
         loadID = (d["loadId"] as? NSNumber)?.doubleValue ?? 0
