@@ -41,6 +41,11 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
         .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .systemLibrary(
             name: "CLibSSH",
             pkgConfig: "libssh",
             providers: [.apt(["libssh-dev"])]
@@ -124,7 +129,7 @@ let package = Package(
         .target(
             name: "ControlPlane",
             dependencies: [
-                "Agent",
+                "Agent", "CZlib",
                 "CryptoPrimitives", "WireGuardCore", "Netstack", "DERP", "Mesh",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

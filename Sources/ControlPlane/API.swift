@@ -21,6 +21,7 @@ struct API: Sendable {
     let hub: Hub
     let metrics: Metrics
     let accessURL: AccessURL
+    let download: AgentDownload
     let logger: Logger
     static let sessionCookie = "tether_session"
     static let maxBody = 1 << 20
@@ -153,7 +154,19 @@ struct API: Sendable {
             if let wanted = request.uri.queryParameters.get("arch"), wanted != arch {
                 throw HTTPError(.notFound, message: "this control plane serves a \(arch) agent, not \(wanted)")
             }
-            return try selfExecutable()
+            return try fileResponse("/proc/self/exe")
+        }
+        router.get("/api/v1/bin/tether.gz") { request, _ in
+            let arch = machineArchitecture()
+            if let wanted = request.uri.queryParameters.get("arch"), wanted != arch {
+                throw HTTPError(.notFound, message: "this control plane serves a \(arch) agent, not \(wanted)")
+            }
+            let path: String
+            do { path = try await download.gzipPath() } catch {
+                logger.error("agent download: \(error)")
+                throw HTTPError(.internalServerError, message: "cannot compress the agent binary: \(error)")
+            }
+            return try fileResponse(path)
         }
     }
 
@@ -213,10 +226,11 @@ struct API: Sendable {
             body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
-    /// This very binary, which is also the agent.
-    func selfExecutable() throws -> Response {
-        let fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw HTTPError(.internalServerError, message: "cannot open own executable") }
+    /// A file streamed as `application/octet-stream`: this very binary,
+    /// which is also the agent, or its gzip copy.
+    func fileResponse(_ path: String) throws -> Response {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw HTTPError(.internalServerError, message: "cannot open \(path)") }
         var st = stat()
         fstat(fd, &st)
         let size = Int(st.st_size)

@@ -52,7 +52,9 @@ public enum ControlPlaneServer {
         logger.info("embedded DERP relay at \(relay.derpMap[0].url), STUN at \(relay.derpMap[0].stun ?? "(not advertised)")")
         let coordinator = Coordinator(derpMap: relay.derpMap, knownKeys: knownKeys, logger: logger)
 
-        let api = API(store: store, hub: hub, metrics: metrics, accessURL: accessURL, logger: logger)
+        let api = API(
+            store: store, hub: hub, metrics: metrics, accessURL: accessURL,
+            download: AgentDownload(dataDirectory: options.dataDirectory, logger: logger), logger: logger)
         let router = Router(context: BasicWebSocketRequestContext.self)
         api.register(router)
         AppProxy(api: api, tunnel: AppTunnel(coordinator: coordinator, derpMap: relay.derpMap, logger: logger)).register(router)

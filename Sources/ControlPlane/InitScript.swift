@@ -9,7 +9,8 @@ enum InitScript {
         """
         #!/bin/sh
         # Tether agent bootstrap, served by the control plane at \(accessURL).
-        # Needs TETHER_AGENT_TOKEN (printed once by `tether create`) and curl or wget.
+        # Needs TETHER_AGENT_TOKEN (printed once by `tether create`) and curl or wget;
+        # uses gzip when the machine has it.
         set -eu
         TETHER_URL="${TETHER_URL:-\(shellQuoted(accessURL))}"
         : "${TETHER_AGENT_TOKEN:?set TETHER_AGENT_TOKEN to this agent\\'s token}"
@@ -28,7 +29,17 @@ enum InitScript {
                 exit 1
             fi
         }
-        until fetch "$TETHER_URL/api/v1/bin/tether?arch=$(uname -m)" "$part"; do
+        # The gzip copy is a third of the bytes; without gzip, the binary as is.
+        download() {
+            if command -v gzip >/dev/null 2>&1; then
+                fetch "$TETHER_URL/api/v1/bin/tether.gz?arch=$(uname -m)" "$part.gz" &&
+                    gzip -dc "$part.gz" > "$part" && rm -f "$part.gz"
+            else
+                fetch "$TETHER_URL/api/v1/bin/tether?arch=$(uname -m)" "$part"
+            fi
+        }
+        until download; do
+            rm -f "$part.gz"
             echo "tether: could not download the agent from $TETHER_URL; retrying in 5 s" >&2
             sleep 5
         done

@@ -46,6 +46,21 @@ import Testing
         #expect(try await cp.waitLifecycle("pod", "main", ["off"]).lifecycle == "off")
         // A wrong architecture is refused.
         #expect(try await cp.curl([cp.url + "/api/v1/bin/tether?arch=sparc"]).0 == 404)
+        #expect(try await cp.curl([cp.url + "/api/v1/bin/tether.gz?arch=sparc"]).0 == 404)
+        // The script took the gzip copy (this machine has gzip): it is under
+        // half the binary, and gzip itself restores the binary from it; the
+        // plain route serves the binary as is.
+        let binary = try Data(contentsOf: URL(fileURLWithPath: Harness.tether))
+        let (gzStatus, gz) = try await cp.curl(["--max-time", "60", cp.url + "/api/v1/bin/tether.gz"])
+        #expect(gzStatus == 200)
+        #expect(gz.count > 0 && gz.count < binary.count / 2, "gzip copy of \(gz.count) bytes for a \(binary.count)-byte binary")
+        try gz.write(to: URL(fileURLWithPath: cp.dir + "/tether.gz"))
+        let restored = try Child("/bin/sh", ["-c", "gzip -dc '\(cp.dir)/tether.gz' > '\(cp.dir)/tether.restored'"], logPath: cp.dir + "/gunzip.out")
+        #expect(try await restored.waitExit(timeout: .seconds(60)) == 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: cp.dir + "/tether.restored")) == binary)
+        let (plainStatus, plain) = try await cp.curl(["--max-time", "60", cp.url + "/api/v1/bin/tether"])
+        #expect(plainStatus == 200)
+        #expect(plain == binary)
     }
 
     static let canUnshare = getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare")
