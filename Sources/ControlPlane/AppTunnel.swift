@@ -19,8 +19,11 @@ actor AppTunnel {
     private var sessions: [String: Session] = [:]
     private let messages: AsyncStream<(String, ServerMessage)>.Continuation
 
+    /// One agent's introduction. It exists from before the coordinator is
+    /// asked: the coordinator answers (`peer_upsert`) while this actor
+    /// awaits it, and that answer must find the session.
     struct Session {
-        let clientID: Int
+        var clientID: Int?
         var agentAddress: IPAddress?
         var upsertedAt: ContinuousClock.Instant?
         var ready = false
@@ -72,9 +75,10 @@ actor AppTunnel {
             fresh = true
         }
         if sessions[agentID] == nil {
+            sessions[agentID] = Session()
             let messages = self.messages
             let id = await coordinator.clientConnected(agentID: agentID, address: address) { messages.yield((agentID, $0)) }
-            sessions[agentID] = Session(clientID: id)
+            sessions[agentID]?.clientID = id
             try await coordinator.clientNode(agentID: agentID, clientID: id, info(of: made))
         }
         // Introduced before it dials DERP: the relay admits known keys only.
@@ -94,7 +98,8 @@ actor AppTunnel {
     private func publish() async {
         guard let node else { return }
         for (agentID, session) in sessions {
-            try? await coordinator.clientNode(agentID: agentID, clientID: session.clientID, info(of: node))
+            guard let clientID = session.clientID else { continue }
+            try? await coordinator.clientNode(agentID: agentID, clientID: clientID, info(of: node))
         }
     }
 

@@ -23,6 +23,8 @@ public struct ServerOptions: Sendable {
     /// `host`; 0 lets the kernel pick (the DERP map names the ports).
     public var derpPort = 0
     public var stunPort = 0
+    /// `/apps/...`; see docs/control-plane.md, "App proxy", on its origin.
+    public var appProxy = true
 
     public init(host: String, port: Int, dataDirectory: String, accessURL: String? = nil) {
         self.host = host
@@ -57,7 +59,9 @@ public enum ControlPlaneServer {
             download: AgentDownload(dataDirectory: options.dataDirectory, logger: logger), logger: logger)
         let router = Router(context: BasicWebSocketRequestContext.self)
         api.register(router)
-        AppProxy(api: api, tunnel: AppTunnel(coordinator: coordinator, derpMap: relay.derpMap, logger: logger)).register(router)
+        if options.appProxy {
+            AppProxy(api: api, tunnel: AppTunnel(coordinator: coordinator, derpMap: relay.derpMap, logger: logger)).register(router)
+        }
         let socket = AgentSocket(store: store, hub: hub, coordinator: coordinator, metrics: metrics)
         let clients = ClientSocket(coordinator: coordinator, metrics: metrics)
         router.ws(RouterPath(stringLiteral: ClientSocket.path)) { request, _ in

@@ -22,6 +22,8 @@ struct Server: AsyncParsableCommand {
     var stunPort = 0
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "info"
+    @Flag(help: "Turn the app proxy (/apps/...) off. Proxied apps share this server's origin, so an app's scripts can call the API as the signed-in user; turn it off if workspaces may serve untrusted pages.")
+    var disableAppProxy = false
 
     func run() async throws {
         guard (0...65535).contains(derpPort), (0...65535).contains(stunPort) else {
@@ -40,6 +42,7 @@ struct Server: AsyncParsableCommand {
         var options = ServerOptions(host: host, port: port, dataDirectory: dataDir, accessURL: accessURL)
         options.derpPort = derpPort
         options.stunPort = stunPort
+        options.appProxy = !disableAppProxy
         try await ControlPlaneServer.run(options)
     }
 }

@@ -37,7 +37,8 @@ import Testing
         #expect(ready.lifecycle == "ready")
         #expect(FileManager.default.isExecutableFile(atPath: cp.dir + "/bin/tether"))
         let downloaded = try Data(contentsOf: URL(fileURLWithPath: cp.dir + "/bin/tether"))
-        #expect(downloaded == (try Data(contentsOf: URL(fileURLWithPath: Harness.tether))))
+        let downloadedSame = downloaded == (try Data(contentsOf: URL(fileURLWithPath: Harness.tether)))
+        #expect(downloadedSame, "the init script's binary differs from the control plane's")
         // The shell exec'd the agent: same process.
         let comm = try String(contentsOfFile: "/proc/\(agent.pid)/comm", encoding: .utf8)
         #expect(comm.hasPrefix("tether"))
@@ -57,10 +58,13 @@ import Testing
         try gz.write(to: URL(fileURLWithPath: cp.dir + "/tether.gz"))
         let restored = try Child("/bin/sh", ["-c", "gzip -dc '\(cp.dir)/tether.gz' > '\(cp.dir)/tether.restored'"], logPath: cp.dir + "/gunzip.out")
         #expect(try await restored.waitExit(timeout: .seconds(60)) == 0)
-        #expect(try Data(contentsOf: URL(fileURLWithPath: cp.dir + "/tether.restored")) == binary)
+        // Bools, not `==` of two binaries inside #expect, which would diff them on a mismatch.
+        let restoredSame = try Data(contentsOf: URL(fileURLWithPath: cp.dir + "/tether.restored")) == binary
+        #expect(restoredSame)
         let (plainStatus, plain) = try await cp.curl(["--max-time", "60", cp.url + "/api/v1/bin/tether"])
         #expect(plainStatus == 200)
-        #expect(plain == binary)
+        let plainSame = plain == binary
+        #expect(plainSame)
     }
 
     static let canUnshare = getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare")

@@ -120,8 +120,11 @@ final class TestControlPlane: @unchecked Sendable {
     var server: Child?
     var userToken = ""
     var children: [Child] = []
+    /// Extra `tether server` flags, kept for restarts.
+    let serverArguments: [String]
 
-    init(name: String) async throws {
+    init(name: String, serverArguments: [String] = []) async throws {
+        self.serverArguments = serverArguments
         dir = Harness.tempDir(name)
         port = Harness.freePort()
         try await startServer()
@@ -132,7 +135,7 @@ final class TestControlPlane: @unchecked Sendable {
 
     func startServer() async throws {
         let child = try Child(
-            Harness.tether, ["server", "--address", "127.0.0.1:\(port)", "--data-dir", dir + "/data"],
+            Harness.tether, ["server", "--address", "127.0.0.1:\(port)", "--data-dir", dir + "/data"] + serverArguments,
             logPath: dir + "/server-\(Int.random(in: 0...1_000_000)).log")
         server = child
         try await Harness.until("server to listen") { child.output.contains("listening on") }
