@@ -237,7 +237,7 @@ final class PipeReader: Sendable {
     }
 }
 
-func monotonicNanos() -> Int64 {
+public func monotonicNanos() -> Int64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)

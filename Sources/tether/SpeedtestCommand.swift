@@ -114,10 +114,10 @@ struct SpeedtestCommand: AsyncParsableCommand {
             }
             if received.count > Speedtest.maximumConfigBytes { throw Failure.noAnswer }
         }
-        let start = monotonicNow()
+        let start = monotonicNanos()
         var meter = Speedtest.Meter(start: start)
         func count(_ n: Int) {
-            if let closed = meter.record(n, at: monotonicNow()) {
+            if let closed = meter.record(n, at: monotonicNanos()) {
                 print(row(closed))
                 fflush(nil)
             }
@@ -133,10 +133,9 @@ struct SpeedtestCommand: AsyncParsableCommand {
                 count(n)
             }
         case .upload:
-            var block = [UInt8](repeating: 0, count: 256 << 10)
-            for i in block.indices { block[i] = UInt8.random(in: 0...255) }
+            let block = SpeedtestServer.randomBlock()
             let end = start + config.time
-            while monotonicNow() < end {
+            while monotonicNanos() < end {
                 try await stream.write(block)
                 count(block.count)
             }
@@ -148,7 +147,7 @@ struct SpeedtestCommand: AsyncParsableCommand {
             }
         }
         stream.close()
-        return meter.finish(at: monotonicNow()).filter { $0.total || $0.bytes > 0 }
+        return meter.finish(at: monotonicNanos()).filter { $0.total || $0.bytes > 0 }
     }
 
     static let header = "Interval          Transfer           Bandwidth"
@@ -159,11 +158,5 @@ struct SpeedtestCommand: AsyncParsableCommand {
         let bandwidth = String(format: "%.4f Mbits/sec", r.megabitsPerSecond)
         return interval.padding(toLength: 18, withPad: " ", startingAt: 0)
             + transfer.padding(toLength: 19, withPad: " ", startingAt: 0) + bandwidth
-    }
-
-    static func monotonicNow() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
     }
 }

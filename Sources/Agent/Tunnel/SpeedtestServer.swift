@@ -7,7 +7,7 @@ import Synchronization
 /// error line and the connection closes, and a client that stalls is cut
 /// off a few seconds after its test should have ended, so nothing it does
 /// holds a task for long.
-enum SpeedtestServer {
+public enum SpeedtestServer {
     /// How long a client may take to send its config.
     static let configTimeout: Duration = .seconds(10)
     /// Slack after the test's own time before a transfer that has not ended
@@ -34,7 +34,7 @@ enum SpeedtestServer {
 
     /// Random bytes, made per test (an idle agent keeps no buffer):
     /// compression anywhere on the path must not flatter the figure.
-    static func randomBlock() -> [UInt8] {
+    public static func randomBlock() -> [UInt8] {
         var generator = SystemRandomNumberGenerator()
         return [UInt8](unsafeUninitializedCapacity: blockSize) { buffer, initialized in
             let raw = UnsafeMutableRawBufferPointer(buffer)
