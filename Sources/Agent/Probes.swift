@@ -71,7 +71,7 @@ enum HTTPProbe {
 }
 
 /// The agent's own figures for `stats`.
-enum ProcessStats {
+package enum ProcessStats {
     static let pageSize = Int64(sysconf(Int32(_SC_PAGESIZE)))
 
     /// Resident set size from /proc/self/statm (second field, in pages).
@@ -82,11 +82,45 @@ enum ProcessStats {
         return pages * pageSize
     }
 
-    /// One-minute load average from /proc/loadavg.
-    static func load1() -> Double {
-        guard let text = readSmallFile("/proc/loadavg"), let first = text.split(separator: " ").first,
-            let value = Double(first), value.isFinite
-        else { return 0 }
-        return value
+    /// One-minute load average from /proc/loadavg (`0.53 1.06 0.95 …`).
+    package static func load1() -> Double {
+        guard let text = readSmallFile("/proc/loadavg") else { return 0 }
+        return load(loadavgText: text.utf8) ?? 0
+    }
+
+    /// The first field of /proc/loadavg, which the kernel prints as
+    /// integer and two decimals (`LOAD_INT`, `LOAD_FRAC`). Read digit by
+    /// digit: `Double(Substring)` would bring `strtod` and its tables back
+    /// into an idle agent's resident set every stats report. Nil when the
+    /// text is not that shape.
+    package static func load(loadavgText text: some Collection<UInt8>) -> Double? {
+        var hundredths = 0
+        var fractionDigits: Int? = nil
+        var sawDigit = false
+        for byte in text {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                if let f = fractionDigits {
+                    guard f < 2 else { continue }
+                    fractionDigits = f + 1
+                }
+                guard hundredths < 1 << 40 else { return nil }
+                hundredths = hundredths * 10 + Int(byte - UInt8(ascii: "0"))
+                sawDigit = true
+            case UInt8(ascii: "."):
+                guard fractionDigits == nil, sawDigit else { return nil }
+                fractionDigits = 0
+            case UInt8(ascii: " "), UInt8(ascii: "\n"):
+                guard sawDigit else { return nil }
+                return finish(hundredths, fractionDigits ?? 0)
+            default:
+                return nil
+            }
+        }
+        return sawDigit ? finish(hundredths, fractionDigits ?? 0) : nil
+    }
+
+    private static func finish(_ value: Int, _ fractionDigits: Int) -> Double {
+        Double(value * (fractionDigits == 0 ? 100 : fractionDigits == 1 ? 10 : 1)) / 100
     }
 }

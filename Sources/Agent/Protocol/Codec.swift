@@ -32,7 +32,15 @@ public enum CodecError: Error, Equatable, CustomStringConvertible {
 /// JSON codec of both message directions. Stateless; encoders and decoders
 /// are made per call because Foundation's are not `Sendable`.
 public enum ControlCodec {
+    /// Agent → control plane: written by `AgentMessageEncoding`, not
+    /// `JSONEncoder` (see `JSONWriter` for why), to the same bytes.
     public static func encode(_ message: AgentMessage) -> [UInt8] {
+        AgentMessageEncoding.encode(message)
+    }
+
+    /// What `encode(_: AgentMessage)` writes by hand, through `JSONEncoder`:
+    /// the reference its tests compare against.
+    package static func encodeWithFoundation(_ message: AgentMessage) -> [UInt8] {
         switch message {
         case .hello(let m): encode("hello", m)
         case .lifecycle(let m): encode("lifecycle", m)
