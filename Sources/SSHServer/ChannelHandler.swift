@@ -31,6 +31,10 @@ class ChannelHandler {
     private var hasSinkPending: Bool { sinkPendingStart < sinkPending.count }
     /// libssh holds client data we did not consume in the data callback.
     private var inputWaiting = false
+    /// libssh holds client data we chose to write together with what
+    /// follows it (see `receive`); `flushDeferredInput` hands it over once
+    /// the session has read what the socket had.
+    private var inputDeferred = false
     private(set) var clientSentEOF = false
     private(set) var sinkClosed = false
     private(set) var sentEOF = false
@@ -93,13 +97,31 @@ class ChannelHandler {
 
     // MARK: data from the client
 
+    /// While more of the stream is already queued on the socket, channel
+    /// data is written to the sink in pieces of at least this size.
+    static let sinkWriteBatch = 128 * 1024
+
     /// The channel data callback: hands what the sink takes now and leaves
     /// the rest in libssh (see the type's comment on flow control).
+    ///
+    /// A bulk upload arrives as 32 KiB packets. Writing each one to the
+    /// child's pipe wakes the reader once per packet (sshd writes what it
+    /// read from the socket, up to 256 KiB, at once). So while the socket
+    /// already holds more input and less than `sinkWriteBatch` is buffered,
+    /// nothing is consumed: libssh keeps the bytes in its channel buffer
+    /// and passes all of it, contiguous, with the next packet, and one
+    /// `write` takes the lot, with no copy of ours. Whatever is still held
+    /// at the end of the loop's turn goes out in `flushDeferredInput`.
     func receive(_ data: UnsafeRawBufferPointer, isStderr: Bool) -> Int {
         connection.noteActivity()
         if isStderr || finished { return data.count }  // clients never send stderr; drop it
         guard sink >= 0, !sinkClosed else { return data.count }
         guard !inputWaiting, !hasSinkPending else { return 0 }
+        if data.count < Self.sinkWriteBatch && connection.socketHasInput() {
+            inputDeferred = true
+            return 0
+        }
+        inputDeferred = false
         let written = data.isEmpty ? 0 : Glibc.write(sink, data.baseAddress, data.count)
         if written < 0 {
             if errno == EAGAIN || errno == EINTR {
@@ -116,13 +138,28 @@ class ChannelHandler {
 
     func receiveEOF() {
         clientSentEOF = true
+        if inputDeferred {
+            // Held bytes come before the EOF: drain them, then close.
+            inputDeferred = false
+            inputWaiting = true
+        }
         if !inputWaiting && !hasSinkPending { closeSinkNow() }
+    }
+
+    /// Writes what `receive` left in libssh to be batched; the connection
+    /// calls it at the end of every loop turn, outside any callback.
+    func flushDeferredInput() {
+        guard inputDeferred, !finished else { return }
+        inputDeferred = false
+        inputWaiting = true
+        drainToSink()
     }
 
     private func closeSinkNow() {
         guard !sinkClosed else { return }
         sinkClosed = true
         inputWaiting = false
+        inputDeferred = false
         sinkPending = []
         sinkPendingStart = 0
         closeSink()

@@ -362,6 +362,9 @@ final class Connection: @unchecked Sendable {
                 for slot in 1..<pollSet.count where pollSet.revents(slot) != 0 { dispatch(slot: slot) }
             }
             for handler in handlers { handler.service() }
+            // Before the next poll: nothing held back for batching may wait
+            // for input that is not coming (`ChannelHandler.receive`).
+            for handler in handlers { handler.flushDeferredInput() }
             if handlers.contains(where: \.finished) {
                 // Release outside the array mutation: libssh may call back
                 // into this connection (and open new channels) while it
@@ -384,6 +387,13 @@ final class Connection: @unchecked Sendable {
                 socketCounter.pointee.in_bytes - before >= Self.libsshReadSize
             else { return }
         }
+    }
+
+    /// Whether the kernel holds unread bytes of the session's socket
+    /// (`FIONREAD`, tcp(7)): more packets follow at once.
+    func socketHasInput() -> Bool {
+        var queued: Int32 = 0
+        return ioctl(ssh_get_fd(session), UInt(FIONREAD), &queued) == 0 && queued > 0
     }
 
     /// libssh 0.10's `MAX_BUF_SIZE`: the most one socket read takes.

@@ -39,6 +39,19 @@ import Testing
         rest = f.read().replace(b"\\r", b"")
         assert first.replace(b"\\r", b"") == b"17 91\\n" and rest.strip() == b"27 101", (first, rest)
 
+        # channel data and right behind it an SSH_MSG_IGNORE (RFC 4253 §11.2):
+        # the server sees more input queued when the data arrives and holds
+        # it to write with what follows; no more data follows until the echo
+        ch = t.open_session(); ch.exec_command("cat"); ch.settimeout(10)
+        for n in [10000, 40000, 200000]:
+            blob = bytes(range(256)) * (n // 256)
+            ch.sendall(blob); t.send_ignore(30000)
+            got = b""
+            while len(got) < len(blob):
+                got += ch.recv(1 << 20)
+            assert got == blob, n
+        ch.shutdown_write(); assert ch.recv_exit_status() == 0
+
         # SFTP
         s = c.open_sftp()
         s.mkdir(workdir + "/p")

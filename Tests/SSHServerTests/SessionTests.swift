@@ -44,8 +44,10 @@ import Testing
 
     @Test func sendEnvAndSetEnv() throws {
         let result = try run(
-            ["ssh", "-F", server.config, "-o", "SendEnv=TETHER_TEST_*", "-o", "SetEnv=ZED=set", "tether-test",
-             "echo $TETHER_TEST_VALUE $ZED"],
+            [
+                "ssh", "-F", server.config, "-o", "SendEnv=TETHER_TEST_*", "-o", "SetEnv=ZED=set", "tether-test",
+                "echo $TETHER_TEST_VALUE $ZED",
+            ],
             environment: ["TETHER_TEST_VALUE": "sent"])
         #expect(result.text == "sent set\n")
     }
@@ -55,7 +57,8 @@ import Testing
     /// tested with paramiko; OpenSSH's client sends it only via its mux.)
     @Test func closedChannelHangsUpTheProgram() throws {
         let marker = server.directory + "/hup-\(UUID().uuidString)"
-        _ = try server.ssh("trap 'echo hup > \(marker); exit 0' HUP; sleep 30 & wait", options: ["-o", "ConnectTimeout=5"],
+        _ = try server.ssh(
+            "trap 'echo hup > \(marker); exit 0' HUP; sleep 30 & wait", options: ["-o", "ConnectTimeout=5"],
             timeout: 3)
         #expect(eventually(10) { FileManager.default.fileExists(atPath: marker) })
     }
@@ -168,6 +171,34 @@ import Testing
         let upload = try shell("\(ssh) sha256sum < \(file)")
         #expect(upload.text == expected)
         try? FileManager.default.removeItem(atPath: file)
+    }
+
+    /// Rounds of "send N bytes, wait for all N to come back" through `cat`
+    /// with stdin left open: what the server batches for the child's pipe
+    /// (`ChannelHandler.receive`) must all arrive although no more input
+    /// comes until the echo does. ParamikoTests forces the harder case, where
+    /// more input is queued but it is not channel data.
+    @Test func echoRoundsWithStdinOpenNeverStall() throws {
+        let script = """
+            import os, select, subprocess, sys, time
+            p = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            for n in [1, 4095, 32768, 32769, 100000, 131072, 300000, 1 << 20, 7]:
+                blob = os.urandom(n)
+                p.stdin.write(blob); p.stdin.flush()
+                got = b""; deadline = time.time() + 20
+                while len(got) < n:
+                    if not select.select([p.stdout], [], [], max(0, deadline - time.time()))[0]:
+                        print("stalled at", n, "after", len(got)); sys.exit(1)
+                    chunk = os.read(p.stdout.fileno(), 1 << 20)
+                    if not chunk: print("eof at", n); sys.exit(1)
+                    got += chunk
+                if got != blob: print("mismatch at", n); sys.exit(1)
+            p.stdin.close(); p.wait(); print("ok")
+            """
+        let path = server.directory + "/echo_rounds.py"
+        try script.write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try shell("python3 \(path) ssh -F \(server.config) tether-test cat")
+        #expect(result.text == "ok\n")
     }
 
     @Test func fiftyConcurrentSessions() throws {
