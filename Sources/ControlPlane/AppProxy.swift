@@ -12,8 +12,9 @@ import Netstack
 /// to the app URL's port on the workspace's loopback, below the app URL's
 /// path, over HTTP/1.1 with `Connection: close`; the user's control-plane
 /// credentials never cross (`AppProxyRules`). The response streams back as
-/// it arrives. Request bodies are limited to `maxRequestBody`; WebSocket
-/// upgrades are not proxied.
+/// it arrives. Request bodies are limited to `maxRequestBody`. A WebSocket
+/// upgrade (RFC 6455 §4) is answered by a handshake of the proxy's own with
+/// the app, and then messages are relayed both ways (`AppWebSocketRelay`).
 struct AppProxy: Sendable {
     let api: API
     let tunnel: AppTunnel
@@ -30,36 +31,31 @@ struct AppProxy: Sendable {
         }
     }
 
+    /// Where a request under `/apps/…` goes, once the user may go there.
+    struct Route: Sendable {
+        let prefix: String
+        let slug: String
+        let agentID: String
+        let upstream: AppProxyRules.Target
+        /// The path below the prefix, without its leading `/`.
+        let rest: String
+    }
+
     func handle(_ request: Request, _ context: BasicWebSocketRequestContext) async throws -> Response {
-        let user = try await api.requireUser(request)
-        let workspace = try context.parameters.require("workspace")
-        let agentName = try context.parameters.require("agent")
-        let slug = try context.parameters.require("slug")
-        let prefix = "/apps/\(workspace)/\(agentName)/\(slug)"
-        let path = request.uri.path
+        if AppWebSocketRelay.isUpgrade(request) {
+            return await AppWebSocketRelay(proxy: self).respond(request, context)
+        }
+        let route = try await resolve(request, context)
+        let (prefix, slug, upstream, rest) = (route.prefix, route.slug, route.upstream, route.rest)
         // `/apps/w/a/s` → `/apps/w/a/s/`, so the app's relative links resolve under its prefix.
-        if path == prefix {
+        if request.uri.path == prefix {
             let query = request.uri.query.map { "?" + $0 } ?? ""
             return Response(status: .permanentRedirect, headers: [.location: prefix + "/" + query])
         }
-        guard path.hasPrefix(prefix + "/") else { throw HTTPError(.notFound) }
-        let rest = String(path.dropFirst(prefix.count + 1))
-
-        guard case .found(let target) = try await api.store.findAgent(workspace: workspace, agent: agentName),
-            target.ownerID == user.id
-        else { throw HTTPError(.notFound, message: "no agent \(agentName) in a workspace \(workspace) of yours") }
-        guard let view = await api.hub.views.first(where: { $0.id == target.agentID }) else { throw HTTPError(.notFound) }
-        guard let app = view.apps.first(where: { $0.slug == slug }) else {
-            throw HTTPError(.notFound, message: "agent \(agentName) has no app \(slug); its apps: \(view.apps.map(\.slug).joined(separator: ", "))")
-        }
-        let upstream: AppProxyRules.Target
-        do { upstream = try AppProxyRules.target(appURL: app.url) } catch { throw HTTPError(.badGateway, message: error.description) }
-        guard view.connected else { throw HTTPError(.badGateway, message: "agent \(workspace).\(agentName) is not connected") }
-
         let body = try await request.body.collect(upTo: Self.maxRequestBody)
         let stream: TCPStream
         do {
-            let (node, address) = try await tunnel.reach(agentID: target.agentID)
+            let (node, address) = try await tunnel.reach(agentID: route.agentID)
             stream = try await node.dial(address, port: upstream.port)
         } catch {
             api.logger.warning("app proxy \(prefix): \(error)")
@@ -76,15 +72,52 @@ struct AppProxy: Sendable {
         }
     }
 
+    func prefix(_ context: BasicWebSocketRequestContext) throws -> String {
+        let workspace = try context.parameters.require("workspace")
+        let agentName = try context.parameters.require("agent")
+        let slug = try context.parameters.require("slug")
+        return "/apps/\(workspace)/\(agentName)/\(slug)"
+    }
+
+    /// The user, the workspace, the agent and its app, each checked in
+    /// turn; throws the HTTP error that the first failing check deserves.
+    func resolve(_ request: Request, _ context: BasicWebSocketRequestContext) async throws -> Route {
+        let user = try await api.requireUser(request)
+        let workspace = try context.parameters.require("workspace")
+        let agentName = try context.parameters.require("agent")
+        let slug = try context.parameters.require("slug")
+        let prefix = try prefix(context)
+        let path = request.uri.path
+        guard path == prefix || path.hasPrefix(prefix + "/") else { throw HTTPError(.notFound) }
+        let rest = String(path.dropFirst(min(path.count, prefix.count + 1)))
+
+        guard case .found(let target) = try await api.store.findAgent(workspace: workspace, agent: agentName),
+            target.ownerID == user.id
+        else { throw HTTPError(.notFound, message: "no agent \(agentName) in a workspace \(workspace) of yours") }
+        guard let view = await api.hub.views.first(where: { $0.id == target.agentID }) else { throw HTTPError(.notFound) }
+        guard let app = view.apps.first(where: { $0.slug == slug }) else {
+            throw HTTPError(.notFound, message: "agent \(agentName) has no app \(slug); its apps: \(view.apps.map(\.slug).joined(separator: ", "))")
+        }
+        let upstream: AppProxyRules.Target
+        do { upstream = try AppProxyRules.target(appURL: app.url) } catch { throw HTTPError(.badGateway, message: error.description) }
+        guard view.connected else { throw HTTPError(.badGateway, message: "agent \(workspace).\(agentName) is not connected") }
+        return Route(prefix: prefix, slug: slug, agentID: target.agentID, upstream: upstream, rest: rest)
+    }
+
     /// The upstream request head: the target under the app's path, the
     /// end-to-end fields without the user's credentials, `Host` as the app
     /// URL would send it, and the `X-Forwarded-*` fields.
-    func requestHead(_ request: Request, upstream: AppProxyRules.Target, rest: String, bodyBytes: Int) -> [UInt8] {
+    /// With a `webSocketKey`, the head is the proxy's own WebSocket
+    /// handshake (RFC 6455 §4.1) instead, without a body.
+    func requestHead(
+        _ request: Request, upstream: AppProxyRules.Target, rest: String, bodyBytes: Int, webSocketKey: String? = nil
+    ) -> [UInt8] {
         let target = AppProxyRules.upstreamTarget(basePath: upstream.basePath, rest: rest, query: request.uri.query)
         var head = "\(request.method.rawValue) \(target) HTTP/1.1\r\nHost: 127.0.0.1:\(upstream.port)\r\n"
         for field in request.headers {
             let name = field.name.canonicalName
             if AppProxyRules.droppedRequestHeaders.contains(name) || name == "content-length" { continue }
+            if webSocketKey != nil && AppProxyRules.webSocketHandshakeHeaders.contains(name) { continue }
             if name == "cookie" {
                 if let kept = AppProxyRules.cookieWithout(API.sessionCookie, field.value) { head += "Cookie: \(kept)\r\n" }
                 continue
@@ -93,6 +126,10 @@ struct AppProxy: Sendable {
         }
         if let host = request.head.authority { head += "X-Forwarded-Host: \(host)\r\n" }
         head += "X-Forwarded-Proto: http\r\nX-Forwarded-Prefix: \(request.uri.path.dropLast(rest.count + 1))\r\n"
+        if let key = webSocketKey {
+            head += "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            return Array(head.utf8)
+        }
         if bodyBytes > 0 || [.post, .put, .patch].contains(request.method) { head += "Content-Length: \(bodyBytes)\r\n" }
         head += "Connection: close\r\n\r\n"
         return Array(head.utf8)

@@ -125,6 +125,102 @@ import Testing
         #expect(try await cp.curl(auth + [base + "/echo"]).0 == 200)
     }
 
+    /// The WebSocket app (python3-websockets, an independent implementation
+    /// of RFC 6455): greets with what its handshake carried, echoes, pings
+    /// the client on "ping-me" and closes with 4001 on "close-me".
+    static let webSocketApp = """
+        import asyncio, json, sys, websockets
+        async def handler(ws, path):
+            h = ws.request_headers
+            await ws.send(json.dumps({"path": path, "auth": "Authorization" in h, "cookie": h.get("Cookie", ""), "protocol": ws.subprotocol}))
+            async for message in ws:
+                if message == "close-me":
+                    await ws.close(4001, "bye")
+                    return
+                if message == "ping-me":
+                    await asyncio.wait_for(await ws.ping(b"app-ping"), 5)
+                    await ws.send("pong-received")
+                    continue
+                await ws.send(message)
+        async def main():
+            async with websockets.serve(handler, "127.0.0.1", int(sys.argv[1]), subprotocols=["chat.v2", "chat.v1"], max_size=None, ping_interval=None):
+                await asyncio.Future()
+        asyncio.run(main())
+        """
+
+    /// WebSockets through the proxy, with python3-websockets at both ends:
+    /// text and a 1 MiB binary message both ways, the subprotocol, a ping
+    /// from the app, the app's close code; refusals as close codes.
+    @Test func proxiesWebSockets() async throws {
+        let cp = try await TestControlPlane(name: "appws")
+        defer { cp.shutdown() }
+        let port = Harness.freePort()
+        let closedPort = Harness.freePort()
+        let tokens = try await cp.create(
+            WorkspaceSpec(
+                name: "web",
+                agents: [
+                    AgentSpec(
+                        name: "main",
+                        apps: [
+                            AppSpec(slug: "chat", url: "http://127.0.0.1:\(port)/app"),
+                            AppSpec(slug: "down", url: "http://127.0.0.1:\(closedPort)/"),
+                        ])
+                ]))
+        let agent = try cp.startAgent(token: tokens["main"]!, name: "web")
+        _ = agent
+        _ = try await cp.waitLifecycle("web", "main", ["ready"])
+        try Self.webSocketApp.write(toFile: cp.dir + "/ws_app.py", atomically: true, encoding: .utf8)
+        let server = try Child("/usr/bin/python3", [cp.dir + "/ws_app.py", "\(port)"], logPath: cp.dir + "/ws_app.log")
+        cp.children.append(server)
+        try await Harness.until("the WebSocket app to listen") {
+            // It answers a plain GET with 426 Upgrade Required.
+            (try? await cp.curl(["http://127.0.0.1:\(port)/"]))?.0 == 426
+        }
+        let base = cp.url.replacingOccurrences(of: "http://", with: "ws://") + "/apps/web/main"
+        let token = cp.userToken
+        let client = """
+            import asyncio, json, os, websockets
+            token = "\(token)"
+            async def refused(url, headers):
+                async with websockets.connect(url, extra_headers=headers) as ws:
+                    try:
+                        await ws.recv()
+                        raise AssertionError("not closed")
+                    except websockets.ConnectionClosed as e:
+                        return e.code, e.reason
+            async def main():
+                headers = {"Authorization": "Bearer " + token, "Cookie": "theme=dark; tether_session=" + token}
+                async with websockets.connect("\(base)/chat/ws?x=1", extra_headers=headers, subprotocols=["chat.v1"], max_size=None) as ws:
+                    hello = json.loads(await ws.recv())
+                    assert hello == {"path": "/app/ws?x=1", "auth": False, "cookie": "theme=dark", "protocol": "chat.v1"}, hello
+                    assert ws.subprotocol == "chat.v1", ws.subprotocol
+                    await ws.send("héllo")
+                    assert await ws.recv() == "héllo"
+                    blob = os.urandom(1 << 20)
+                    await ws.send(blob)
+                    assert await ws.recv() == blob
+                    await ws.send("ping-me")
+                    assert await ws.recv() == "pong-received"
+                    await ws.send("close-me")
+                    try:
+                        await ws.recv()
+                        raise AssertionError("the app's close did not arrive")
+                    except websockets.ConnectionClosed as e:
+                        assert (e.code, e.reason) == (4001, "bye"), (e.code, e.reason)
+                code, reason = await refused("\(base)/chat/ws", {})
+                assert code == 1008 and reason.startswith("401"), (code, reason)
+                code, reason = await refused("\(base)/nope/", {"Authorization": "Bearer " + token})
+                assert code == 1008 and reason.startswith("404"), (code, reason)
+                code, reason = await refused("\(base)/down/", {"Authorization": "Bearer " + token})
+                assert code == 1014 and reason.startswith("502 app down"), (code, reason)
+                print("ok")
+            asyncio.run(main())
+            """
+        let output = try await offload { try TestControlPlane.runPython(client) }
+        #expect(output == "ok\n", "\(output)")
+    }
+
     /// `--disable-app-proxy`: the routes are gone, the rest of the API stays.
     @Test func appProxyCanBeTurnedOff() async throws {
         let cp = try await TestControlPlane(name: "noapps", serverArguments: ["--disable-app-proxy"])

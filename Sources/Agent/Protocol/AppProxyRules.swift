@@ -48,6 +48,13 @@ public enum AppProxyRules {
         "transfer-encoding", "upgrade", "authorization", "host",
     ]
 
+    /// Fields of a browser's WebSocket handshake (RFC 6455 §4.1) that the
+    /// proxy makes anew for its own handshake with the app: its own key, and
+    /// no extensions (it does not implement any, so it offers none).
+    public static let webSocketHandshakeHeaders: Set<String> = [
+        "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-accept",
+    ]
+
     /// Response headers the proxy does not pass on (hop-by-hop).
     public static let droppedResponseHeaders: Set<String> = [
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",

@@ -1,0 +1,245 @@
+import Agent
+import CryptoPrimitives
+import FoundationEssentials
+import HTTPTypes
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import NIOWebSocket
+import Netstack
+
+/// A WebSocket through the app proxy (code-server, Jupyter and most dev
+/// servers' live reload need one):
+///
+/// ```
+/// browser ──WebSocket──▶ control plane ──WebSocket over the tailnet──▶ app
+///          (Hummingbird)               (this relay is the client: RFC 6455 §4.1)
+/// ```
+///
+/// The proxy first makes its own handshake with the app, passing the
+/// browser's end-to-end fields (`Sec-WebSocket-Protocol`, `Origin`,
+/// cookies but the control plane's) but with a key of its own and no
+/// extensions. Only if the app answers 101 is the browser's upgrade
+/// accepted, with the subprotocol the app chose. Then whole messages go
+/// both ways: the browser's as masked frames to the app (§5.3), the app's
+/// as frames to the browser. Pings from the app are answered here; a close
+/// from either side closes the other with its code.
+///
+/// The app's `Sec-WebSocket-Accept` is not checked: the answer to check it
+/// against needs SHA-1, which nothing else here uses, and the app is the
+/// user's own, reached through the user's own tunnel.
+/// RFC 6455 frames as `Agent` reads and writes them (NIOWebSocket has a
+/// type of the same name).
+private typealias Frame = Agent.WebSocketFrame
+
+struct AppWebSocketRelay: Sendable {
+    let proxy: AppProxy
+    /// The largest message relayed in either direction.
+    static let maxMessageBytes = 16 << 20
+
+    static func isUpgrade(_ request: Request) -> Bool {
+        guard request.method == .get, let upgrade = request.headers[.upgrade] else { return false }
+        return upgrade.lowercased().split(separator: ",").contains {
+            $0.trimmingCharacters(in: .whitespaces) == "websocket"
+        }
+    }
+
+    /// Answers a browser's upgrade. Refusals are made after the upgrade, as
+    /// a close frame with the reason (1008 for the user's access, 1014 for
+    /// the app): the WebSocket layer turns a refused upgrade into a
+    /// redirect to the same URL, which a client would follow in a loop.
+    func respond(_ request: Request, _ context: BasicWebSocketRequestContext) async -> Response {
+        let route: AppProxy.Route
+        let app: (stream: TCPStream, head: HTTP1ResponseHead, leftover: [UInt8])
+        do {
+            route = try await proxy.resolve(request, context)
+            app = try await handshake(request, route)
+        } catch {
+            let (code, reason) = Self.refusal(error)
+            proxy.api.logger.info("app proxy: WebSocket refused: \(reason)")
+            return await accept(request, context, headers: [:]) { _, outbound, _ in
+                try? await outbound.close(code, reason: reason)
+            }
+        }
+        var headers = HTTPFields()
+        if let chosen = app.head.field("sec-websocket-protocol") { headers[.secWebSocketProtocol] = chosen }
+        let logger = proxy.api.logger
+        return await accept(request, context, headers: headers) { inbound, outbound, _ in
+            await relay(
+                inbound: inbound, outbound: outbound, app: app.stream, leftover: app.leftover, prefix: route.prefix,
+                logger: logger)
+        }
+    }
+
+    private func accept(
+        _ request: Request, _ context: BasicWebSocketRequestContext, headers: HTTPFields,
+        _ handler: @escaping WebSocketDataHandler<WebSocketRouterContext<BasicWebSocketRequestContext>>
+    ) async -> Response {
+        let upgrade = WebSocketUpgradeMiddleware<BasicWebSocketRequestContext>(
+            shouldUpgrade: { _, _ in .upgrade(headers) }, onUpgrade: handler)
+        return (try? await upgrade.handle(request, context: context) { _, _ in Response(status: .notFound) })
+            ?? Response(status: .internalServerError)
+    }
+
+    /// The close code and reason for a refused upgrade.
+    static func refusal(_ error: any Error) -> (WebSocketErrorCode, String) {
+        let text: String
+        let code: WebSocketErrorCode
+        if let http = error as? HTTPError {
+            text = "\(http.status.code) \(http.body ?? http.status.reasonPhrase)"
+            code = http.status == .badGateway ? WebSocketErrorCode(codeNumber: 1014) : .policyViolation
+        } else {
+            text = "502 \(error)"
+            code = WebSocketErrorCode(codeNumber: 1014)
+        }
+        // A close frame's reason fits in 123 bytes (RFC 6455 §5.5).
+        var reason = text
+        while reason.utf8.count > 123 { reason.removeLast() }
+        return (code, reason)
+    }
+
+    /// Dials the app and makes the proxy's own handshake with it; throws
+    /// `HTTPError(.badGateway)` with what went wrong.
+    func handshake(_ request: Request, _ route: AppProxy.Route) async throws -> (
+        stream: TCPStream, head: HTTP1ResponseHead, leftover: [UInt8]
+    ) {
+        let logger = proxy.api.logger
+        let stream: TCPStream
+        do {
+            let (node, address) = try await proxy.tunnel.reach(agentID: route.agentID)
+            stream = try await node.dial(address, port: route.upstream.port)
+        } catch {
+            logger.warning("app proxy \(route.prefix): \(error)")
+            throw HTTPError(
+                .badGateway, message: "cannot reach app \(route.slug) on port \(route.upstream.port): \(error)")
+        }
+        let key = Data(SecureRandom.bytes(16)).base64EncodedString()
+        let (head, leftover): (HTTP1ResponseHead, [UInt8])
+        do {
+            try await stream.write(
+                proxy.requestHead(request, upstream: route.upstream, rest: route.rest, bodyBytes: 0, webSocketKey: key))
+            (head, leftover) = try await Self.readHead(stream)
+        } catch {
+            stream.abort()
+            throw HTTPError(.badGateway, message: "app \(route.slug) did not answer the WebSocket handshake: \(error)")
+        }
+        guard head.status == 101, head.field("upgrade")?.lowercased() == "websocket" else {
+            stream.abort()
+            throw HTTPError(.badGateway, message: "app \(route.slug) refused the WebSocket: HTTP \(head.status)")
+        }
+        return (stream, head, leftover)
+    }
+
+    /// The app's response head and the bytes after it (the first frames).
+    static func readHead(_ stream: TCPStream) async throws -> (HTTP1ResponseHead, [UInt8]) {
+        var received: [UInt8] = []
+        while true {
+            let chunk = try await stream.read()
+            if chunk.isEmpty {
+                throw HTTP1ResponseHead.Malformed(description: "connection closed before a response head")
+            }
+            received += chunk
+            if let (head, consumed) = try HTTP1ResponseHead.parse(received) {
+                return (head, Array(received[consumed...]))
+            }
+        }
+    }
+
+    /// Relays until either side closes; then closes the other.
+    func relay(
+        inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, app: TCPStream, leftover: [UInt8],
+        prefix: String, logger: Logger
+    ) async {
+        // One task writes to the app, so frames from both directions (the
+        // browser's messages, answers to the app's pings) never interleave.
+        let (toApp, toAppWriter) = AsyncStream<[UInt8]>.makeStream()
+        func send(_ frame: Frame) { toAppWriter.yield(frame.encoded(maskKey: SecureRandom.bytes(4))) }
+
+        let writer = Task {
+            for await bytes in toApp {
+                do { try await app.write(bytes) } catch { return }
+            }
+        }
+        await withTaskGroup(of: Void.self) { group in
+            // app → browser
+            group.addTask {
+                var reader = WebSocketReader(maxMessageBytes: Self.maxMessageBytes, expectMasked: false)
+                reader.append(leftover)
+                do {
+                    while true {
+                        while let frame = try reader.next() {
+                            switch frame.opcode {
+                            case .text: try await outbound.write(.text(String(decoding: frame.payload, as: UTF8.self)))
+                            case .binary: try await outbound.write(.binary(ByteBuffer(bytes: frame.payload)))
+                            case .ping: send(Frame(opcode: .pong, payload: frame.payload))
+                            case .pong, .continuation: break
+                            case .close:
+                                let (code, reason) = Frame.parseClose(frame.payload)
+                                send(Frame(opcode: .close, payload: frame.payload))
+                                try await outbound.close(Self.browserCloseCode(code), reason: reason)
+                                return
+                            }
+                        }
+                        let chunk = try await app.read()
+                        if chunk.isEmpty {
+                            try await outbound.close(.goingAway, reason: "app closed the connection")
+                            return
+                        }
+                        reader.append(chunk)
+                    }
+                } catch let error as WebSocketProtocolError {
+                    logger.info("app proxy \(prefix): WebSocket from the app: \(error)")
+                    send(
+                        Frame(
+                            opcode: .close,
+                            payload: Frame.closePayload(code: error.closeCode, reason: error.description)))
+                    try? await outbound.close(.unexpectedServerError, reason: "app broke the WebSocket protocol")
+                } catch {
+                    try? await outbound.close(.goingAway, reason: "app connection failed")
+                }
+            }
+            // browser → app
+            group.addTask {
+                do {
+                    for try await message in inbound.messages(maxSize: Self.maxMessageBytes) {
+                        switch message {
+                        case .text(let text): send(Frame(opcode: .text, payload: Array(text.utf8)))
+                        case .binary(let buffer): send(Frame(opcode: .binary, payload: Array(buffer: buffer)))
+                        }
+                    }
+                } catch {
+                    logger.info("app proxy \(prefix): WebSocket from the browser: \(error)")
+                }
+                send(Frame(opcode: .close, payload: Frame.closePayload(code: 1000, reason: "")))
+            }
+            // Whichever direction ends first has sent its close on; the
+            // other ends when its side answers, or after 5 s.
+            _ = await group.next()
+            group.addTask {
+                try? await Task.sleep(for: .seconds(5))
+                app.abort()
+            }
+            _ = await group.next()
+            group.cancelAll()
+        }
+        // What is queued for the app (a close frame last) goes out first.
+        toAppWriter.finish()
+        let deadline = Task {
+            try? await Task.sleep(for: .seconds(5))
+            app.abort()  // an app that does not read
+        }
+        await writer.value
+        deadline.cancel()
+        app.close()
+    }
+
+    /// The app's close code as the browser may receive it: codes an
+    /// endpoint must not send (1005, 1006, 1015, §7.4.1) become 1000.
+    static func browserCloseCode(_ code: UInt16) -> WebSocketErrorCode {
+        switch code {
+        case 1005, 1006, 1015: .normalClosure
+        default: WebSocketErrorCode(codeNumber: Int(code))
+        }
+    }
+}
