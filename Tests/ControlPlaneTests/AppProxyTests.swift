@@ -44,26 +44,28 @@ import Testing
         http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()
         """
 
+    /// Workspace `web` with one agent `main` that has `apps`, its agent
+    /// running (keep the returned process) and `ready`.
+    static func startWorkspace(_ cp: TestControlPlane, apps: [AppSpec]) async throws -> Child {
+        let tokens = try await cp.create(WorkspaceSpec(name: "web", agents: [AgentSpec(name: "main", apps: apps)]))
+        let agent = try cp.startAgent(token: tokens["main"]!, name: "web")
+        _ = try await cp.waitLifecycle("web", "main", ["ready"])
+        return agent
+    }
+
     @Test func proxiesAppsThroughTheTunnel() async throws {
         let cp = try await TestControlPlane(name: "apps")
         defer { cp.shutdown() }
         let port = Harness.freePort()
         let closedPort = Harness.freePort()
-        let tokens = try await cp.create(
-            WorkspaceSpec(
-                name: "web",
-                agents: [
-                    AgentSpec(
-                        name: "main",
-                        apps: [
-                            AppSpec(slug: "site", url: "http://127.0.0.1:\(port)/app"),
-                            AppSpec(slug: "down", url: "http://127.0.0.1:\(closedPort)/"),
-                            AppSpec(slug: "far", url: "http://example.com/"),
-                        ])
-                ]))
-        let agent = try cp.startAgent(token: tokens["main"]!, name: "web")
+        let agent = try await Self.startWorkspace(
+            cp,
+            apps: [
+                AppSpec(slug: "site", url: "http://127.0.0.1:\(port)/app"),
+                AppSpec(slug: "down", url: "http://127.0.0.1:\(closedPort)/"),
+                AppSpec(slug: "far", url: "http://example.com/"),
+            ])
         _ = agent
-        _ = try await cp.waitLifecycle("web", "main", ["ready"])
 
         let blob = Data((0..<(2 << 20)).map { _ in UInt8.random(in: 0...255) })
         try blob.write(to: URL(fileURLWithPath: cp.dir + "/blob"))
@@ -156,20 +158,13 @@ import Testing
         defer { cp.shutdown() }
         let port = Harness.freePort()
         let closedPort = Harness.freePort()
-        let tokens = try await cp.create(
-            WorkspaceSpec(
-                name: "web",
-                agents: [
-                    AgentSpec(
-                        name: "main",
-                        apps: [
-                            AppSpec(slug: "chat", url: "http://127.0.0.1:\(port)/app"),
-                            AppSpec(slug: "down", url: "http://127.0.0.1:\(closedPort)/"),
-                        ])
-                ]))
-        let agent = try cp.startAgent(token: tokens["main"]!, name: "web")
+        let agent = try await Self.startWorkspace(
+            cp,
+            apps: [
+                AppSpec(slug: "chat", url: "http://127.0.0.1:\(port)/app"),
+                AppSpec(slug: "down", url: "http://127.0.0.1:\(closedPort)/"),
+            ])
         _ = agent
-        _ = try await cp.waitLifecycle("web", "main", ["ready"])
         try Self.webSocketApp.write(toFile: cp.dir + "/ws_app.py", atomically: true, encoding: .utf8)
         let server = try Child("/usr/bin/python3", [cp.dir + "/ws_app.py", "\(port)"], logPath: cp.dir + "/ws_app.log")
         cp.children.append(server)

@@ -52,6 +52,23 @@ struct JSONWriter {
         needsComma = false
     }
 
+    // MARK: fields: a key and its value
+
+    mutating func field(_ name: StaticString, _ value: String) {
+        key(name)
+        string(value)
+    }
+
+    mutating func field(_ name: StaticString, _ value: some BinaryInteger) {
+        key(name)
+        integer(value)
+    }
+
+    mutating func field(_ name: StaticString, _ value: Double) {
+        key(name)
+        number(value)
+    }
+
     // MARK: values
 
     mutating func string(_ value: String) {
