@@ -62,7 +62,8 @@ struct AppProxy: Sendable {
             throw HTTPError(.badGateway, message: "cannot reach app \(slug) on port \(upstream.port) of the workspace: \(error)")
         }
         do {
-            try await stream.write(requestHead(request, upstream: upstream, rest: rest, bodyBytes: body.readableBytes))
+            try await stream.write(
+                requestHead(request, upstream: upstream, prefix: prefix, rest: rest, bodyBytes: body.readableBytes))
             if body.readableBytes > 0 { try await stream.write(Array(buffer: body)) }
             return try await response(from: stream, requestWasHead: request.method == .head)
         } catch {
@@ -110,7 +111,8 @@ struct AppProxy: Sendable {
     /// With a `webSocketKey`, the head is the proxy's own WebSocket
     /// handshake (RFC 6455 §4.1) instead, without a body.
     func requestHead(
-        _ request: Request, upstream: AppProxyRules.Target, rest: String, bodyBytes: Int, webSocketKey: String? = nil
+        _ request: Request, upstream: AppProxyRules.Target, prefix: String, rest: String, bodyBytes: Int,
+        webSocketKey: String? = nil
     ) -> [UInt8] {
         let target = AppProxyRules.upstreamTarget(basePath: upstream.basePath, rest: rest, query: request.uri.query)
         var head = "\(request.method.rawValue) \(target) HTTP/1.1\r\nHost: 127.0.0.1:\(upstream.port)\r\n"
@@ -125,7 +127,7 @@ struct AppProxy: Sendable {
             head += "\(field.name.rawName): \(field.value)\r\n"
         }
         if let host = request.head.authority { head += "X-Forwarded-Host: \(host)\r\n" }
-        head += "X-Forwarded-Proto: http\r\nX-Forwarded-Prefix: \(request.uri.path.dropLast(rest.count + 1))\r\n"
+        head += "X-Forwarded-Proto: http\r\nX-Forwarded-Prefix: \(prefix)\r\n"
         if let key = webSocketKey {
             head += "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n\r\n"
             return Array(head.utf8)

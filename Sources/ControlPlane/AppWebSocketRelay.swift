@@ -35,11 +35,14 @@ private typealias Frame = Agent.WebSocketFrame
 
 struct AppWebSocketRelay: Sendable {
     let proxy: AppProxy
-    /// The largest message relayed in either direction.
-    static let maxMessageBytes = 16 << 20
+    /// The largest message relayed in either direction: the server's
+    /// WebSocket frame limit (`ControlPlaneServer`), as a browser sends a
+    /// message as one frame.
+    static let maxMessageBytes = 4 * ControlLimits.maxMessageBytes
 
     static func isUpgrade(_ request: Request) -> Bool {
-        guard request.method == .get, let upgrade = request.headers[.upgrade] else { return false }
+        guard request.method == .get, let upgrade = request.headers[.upgrade], request.headers[.secWebSocketKey] != nil
+        else { return false }
         return upgrade.lowercased().split(separator: ",").contains {
             $0.trimmingCharacters(in: .whitespaces) == "websocket"
         }
@@ -117,8 +120,16 @@ struct AppWebSocketRelay: Sendable {
         let key = Data(SecureRandom.bytes(16)).base64EncodedString()
         let (head, leftover): (HTTP1ResponseHead, [UInt8])
         do {
+            // An app that takes the connection and never answers is cut off.
+            let timer = Task {
+                guard (try? await Task.sleep(for: .seconds(10))) != nil else { return }
+                stream.abort()
+            }
+            defer { timer.cancel() }
             try await stream.write(
-                proxy.requestHead(request, upstream: route.upstream, rest: route.rest, bodyBytes: 0, webSocketKey: key))
+                proxy.requestHead(
+                    request, upstream: route.upstream, prefix: route.prefix, rest: route.rest, bodyBytes: 0,
+                    webSocketKey: key))
             (head, leftover) = try await Self.readHead(stream)
         } catch {
             stream.abort()
@@ -148,19 +159,10 @@ struct AppWebSocketRelay: Sendable {
 
     /// Relays until either side closes; then closes the other.
     func relay(
-        inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, app: TCPStream, leftover: [UInt8],
+        inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, app stream: TCPStream, leftover: [UInt8],
         prefix: String, logger: Logger
     ) async {
-        // One task writes to the app, so frames from both directions (the
-        // browser's messages, answers to the app's pings) never interleave.
-        let (toApp, toAppWriter) = AsyncStream<[UInt8]>.makeStream()
-        func send(_ frame: Frame) { toAppWriter.yield(frame.encoded(maskKey: SecureRandom.bytes(4))) }
-
-        let writer = Task {
-            for await bytes in toApp {
-                do { try await app.write(bytes) } catch { return }
-            }
-        }
+        let app = AppSide(stream)
         await withTaskGroup(of: Void.self) { group in
             // app → browser
             group.addTask {
@@ -172,16 +174,16 @@ struct AppWebSocketRelay: Sendable {
                             switch frame.opcode {
                             case .text: try await outbound.write(.text(String(decoding: frame.payload, as: UTF8.self)))
                             case .binary: try await outbound.write(.binary(ByteBuffer(bytes: frame.payload)))
-                            case .ping: send(Frame(opcode: .pong, payload: frame.payload))
+                            case .ping: try await app.send(Frame(opcode: .pong, payload: frame.payload))
                             case .pong, .continuation: break
                             case .close:
                                 let (code, reason) = Frame.parseClose(frame.payload)
-                                send(Frame(opcode: .close, payload: frame.payload))
+                                try? await app.send(Frame(opcode: .close, payload: frame.payload))
                                 try await outbound.close(Self.browserCloseCode(code), reason: reason)
                                 return
                             }
                         }
-                        let chunk = try await app.read()
+                        let chunk = try await stream.read()
                         if chunk.isEmpty {
                             try await outbound.close(.goingAway, reason: "app closed the connection")
                             return
@@ -190,48 +192,41 @@ struct AppWebSocketRelay: Sendable {
                     }
                 } catch let error as WebSocketProtocolError {
                     logger.info("app proxy \(prefix): WebSocket from the app: \(error)")
-                    send(
-                        Frame(
-                            opcode: .close,
-                            payload: Frame.closePayload(code: error.closeCode, reason: error.description)))
+                    let payload = Frame.closePayload(code: error.closeCode, reason: error.description)
+                    try? await app.send(Frame(opcode: .close, payload: payload))
                     try? await outbound.close(.unexpectedServerError, reason: "app broke the WebSocket protocol")
                 } catch {
                     try? await outbound.close(.goingAway, reason: "app connection failed")
                 }
             }
-            // browser → app
+            // browser → app: each message is written before the next is
+            // read, so a browser that sends faster than the app reads waits.
             group.addTask {
                 do {
                     for try await message in inbound.messages(maxSize: Self.maxMessageBytes) {
                         switch message {
-                        case .text(let text): send(Frame(opcode: .text, payload: Array(text.utf8)))
-                        case .binary(let buffer): send(Frame(opcode: .binary, payload: Array(buffer: buffer)))
+                        case .text(let text): try await app.send(Frame(opcode: .text, payload: Array(text.utf8)))
+                        case .binary(let buffer):
+                            try await app.send(Frame(opcode: .binary, payload: Array(buffer: buffer)))
                         }
                     }
                 } catch {
                     logger.info("app proxy \(prefix): WebSocket from the browser: \(error)")
                 }
-                send(Frame(opcode: .close, payload: Frame.closePayload(code: 1000, reason: "")))
+                try? await app.send(Frame(opcode: .close, payload: Frame.closePayload(code: 1000, reason: "")))
             }
             // Whichever direction ends first has sent its close on; the
-            // other ends when its side answers, or after 5 s.
+            // other ends when its side answers, or after 5 s (an abort
+            // wakes a read or write of the app's stream).
             _ = await group.next()
             group.addTask {
-                try? await Task.sleep(for: .seconds(5))
-                app.abort()
+                guard (try? await Task.sleep(for: .seconds(5))) != nil else { return }
+                stream.abort()
             }
             _ = await group.next()
             group.cancelAll()
         }
-        // What is queued for the app (a close frame last) goes out first.
-        toAppWriter.finish()
-        let deadline = Task {
-            try? await Task.sleep(for: .seconds(5))
-            app.abort()  // an app that does not read
-        }
-        await writer.value
-        deadline.cancel()
-        app.close()
+        stream.close()
     }
 
     /// The app's close code as the browser may receive it: codes an
@@ -241,5 +236,30 @@ struct AppWebSocketRelay: Sendable {
         case 1005, 1006, 1015: .normalClosure
         default: WebSocketErrorCode(codeNumber: Int(code))
         }
+    }
+}
+
+/// The app's end of a relay: one write at a time, so frames from both
+/// directions (the browser's messages, answers to the app's pings) never
+/// interleave and each writer waits for the app to take its bytes; at most
+/// one close frame, and nothing after it (RFC 6455 §5.5.1).
+private actor AppSide {
+    let stream: TCPStream
+    private var writing = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+    private var closeSent = false
+
+    init(_ stream: TCPStream) { self.stream = stream }
+
+    func send(_ frame: Frame) async throws {
+        guard !closeSent else { return }
+        if frame.opcode == .close { closeSent = true }
+        while writing { await withCheckedContinuation { waiting.append($0) } }
+        writing = true
+        defer {
+            writing = false
+            if !waiting.isEmpty { waiting.removeFirst().resume() }
+        }
+        try await stream.write(frame.encoded(maskKey: SecureRandom.bytes(4)))
     }
 }

@@ -101,6 +101,13 @@ class ChannelHandler {
     /// data is written to the sink in pieces of at least this size.
     static let sinkWriteBatch = 128 * 1024
 
+    /// Whether `receive` may hold data back to batch it: only where the
+    /// client closing the channel ends the program anyway (a session's
+    /// child, `SessionChannel`). A forwarded socket is closed after what
+    /// was written, and what libssh still held when the close arrived
+    /// would be lost.
+    var batchesInput: Bool { false }
+
     /// The channel data callback: hands what the sink takes now and leaves
     /// the rest in libssh (see the type's comment on flow control).
     ///
@@ -117,7 +124,7 @@ class ChannelHandler {
         if isStderr || finished { return data.count }  // clients never send stderr; drop it
         guard sink >= 0, !sinkClosed else { return data.count }
         guard !inputWaiting, !hasSinkPending else { return 0 }
-        if data.count < Self.sinkWriteBatch && connection.socketHasInput() {
+        if batchesInput && data.count < Self.sinkWriteBatch && connection.socketHasInput() {
             inputDeferred = true
             return 0
         }

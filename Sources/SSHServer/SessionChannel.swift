@@ -120,6 +120,11 @@ final class SessionChannel: ChannelHandler {
 
     // MARK: running
 
+    /// A child's stdin pipe (not a pty: keystrokes go out at once; not
+    /// SFTP, which reads requests itself). A client that closes the channel
+    /// hangs the child up (`hangUp`), so held input loses nothing.
+    override var batchesInput: Bool { pty == nil && sftp == nil && child != nil }
+
     override func receive(_ data: UnsafeRawBufferPointer, isStderr: Bool) -> Int {
         guard let sftp else { return super.receive(data, isStderr: isStderr) }
         connection.noteActivity()

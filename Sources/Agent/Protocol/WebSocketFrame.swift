@@ -45,6 +45,7 @@ public struct WebSocketFrame: Equatable, Sendable {
     /// The frame's bytes. A client masks every frame it sends (§5.3) with
     /// a fresh key; a server sends them unmasked (`maskKey` nil).
     public func encoded(maskKey: [UInt8]?) -> [UInt8] {
+        precondition(maskKey == nil || maskKey?.count == 4, "a masking key is 4 bytes (RFC 6455 §5.3)")
         var out: [UInt8] = []
         out.reserveCapacity(payload.count + 14)
         out.append((fin ? 0x80 : 0) | opcode.rawValue)
@@ -62,7 +63,7 @@ public struct WebSocketFrame: Equatable, Sendable {
                 out.append(UInt8(truncatingIfNeeded: payload.count >> shift))
             }
         }
-        if let key = maskKey, key.count == 4 {
+        if let key = maskKey {
             out += key
             for (i, byte) in payload.enumerated() { out.append(byte ^ key[i & 3]) }
         } else {
