@@ -53,14 +53,7 @@ struct AppProxy: Sendable {
             return Response(status: .permanentRedirect, headers: [.location: prefix + "/" + query])
         }
         let body = try await request.body.collect(upTo: Self.maxRequestBody)
-        let stream: TCPStream
-        do {
-            let (node, address) = try await tunnel.reach(agentID: route.agentID)
-            stream = try await node.dial(address, port: upstream.port)
-        } catch {
-            api.logger.warning("app proxy \(prefix): \(error)")
-            throw HTTPError(.badGateway, message: "cannot reach app \(slug) on port \(upstream.port) of the workspace: \(error)")
-        }
+        let stream = try await dial(route)
         do {
             try await stream.write(
                 requestHead(request, upstream: upstream, prefix: prefix, rest: rest, bodyBytes: body.readableBytes))
@@ -73,13 +66,6 @@ struct AppProxy: Sendable {
         }
     }
 
-    func prefix(_ context: BasicWebSocketRequestContext) throws -> String {
-        let workspace = try context.parameters.require("workspace")
-        let agentName = try context.parameters.require("agent")
-        let slug = try context.parameters.require("slug")
-        return "/apps/\(workspace)/\(agentName)/\(slug)"
-    }
-
     /// The user, the workspace, the agent and its app, each checked in
     /// turn; throws the HTTP error that the first failing check deserves.
     func resolve(_ request: Request, _ context: BasicWebSocketRequestContext) async throws -> Route {
@@ -87,7 +73,7 @@ struct AppProxy: Sendable {
         let workspace = try context.parameters.require("workspace")
         let agentName = try context.parameters.require("agent")
         let slug = try context.parameters.require("slug")
-        let prefix = try prefix(context)
+        let prefix = "/apps/\(workspace)/\(agentName)/\(slug)"
         let path = request.uri.path
         guard path == prefix || path.hasPrefix(prefix + "/") else { throw HTTPError(.notFound) }
         let rest = String(path.dropFirst(min(path.count, prefix.count + 1)))
@@ -103,6 +89,41 @@ struct AppProxy: Sendable {
         do { upstream = try AppProxyRules.target(appURL: app.url) } catch { throw HTTPError(.badGateway, message: error.description) }
         guard view.connected else { throw HTTPError(.badGateway, message: "agent \(workspace).\(agentName) is not connected") }
         return Route(prefix: prefix, slug: slug, agentID: target.agentID, upstream: upstream, rest: rest)
+    }
+
+    /// A connection to the app's port through the tailnet; throws
+    /// `HTTPError(.badGateway)` saying why there is none.
+    func dial(_ route: Route) async throws -> TCPStream {
+        do {
+            let (node, address) = try await tunnel.reach(agentID: route.agentID)
+            return try await node.dial(address, port: route.upstream.port)
+        } catch {
+            api.logger.warning("app proxy \(route.prefix): \(error)")
+            throw HTTPError(
+                .badGateway,
+                message: "cannot reach app \(route.slug) on port \(route.upstream.port) of the workspace: \(error)")
+        }
+    }
+
+    /// Reads the app's response head; returns it and the bytes after it.
+    /// Interim 1xx responses (100 Continue) are skipped unless the caller
+    /// waits for one (a WebSocket handshake's 101).
+    static func readResponseHead(_ stream: TCPStream, skippingInterim: Bool) async throws -> (
+        HTTP1ResponseHead, [UInt8]
+    ) {
+        var received: [UInt8] = []
+        while true {
+            if let (head, consumed) = try HTTP1ResponseHead.parse(received) {
+                if skippingInterim && head.status < 200 {
+                    received.removeFirst(consumed)
+                    continue
+                }
+                return (head, Array(received[consumed...]))
+            }
+            let chunk = try await stream.read()
+            if chunk.isEmpty { throw HTTP1ResponseHead.Malformed(description: "connection closed before a response head") }
+            received += chunk
+        }
     }
 
     /// The upstream request head: the target under the app's path, the
@@ -139,20 +160,7 @@ struct AppProxy: Sendable {
 
     /// Reads the app's response head, then streams its body as framed.
     func response(from stream: TCPStream, requestWasHead: Bool) async throws -> Response {
-        var received: [UInt8] = []
-        var parsed: (head: HTTP1ResponseHead, consumed: Int)?
-        while parsed == nil {
-            let chunk = try await stream.read()
-            if chunk.isEmpty { throw HTTP1ResponseHead.Malformed(description: "connection closed before a response head") }
-            received += chunk
-            parsed = try HTTP1ResponseHead.parse(received)
-            // 1xx interim responses (100 Continue) are skipped.
-            if let p = parsed, p.head.status < 200 {
-                received.removeFirst(p.consumed)
-                parsed = try HTTP1ResponseHead.parse(received)
-            }
-        }
-        let (head, consumed) = parsed!
+        let (head, first) = try await Self.readResponseHead(stream, skippingInterim: true)
         let framing = try head.framing(requestWasHead: requestWasHead)
         var fields = HTTPFields()
         for (name, value) in head.fields {
@@ -162,7 +170,6 @@ struct AppProxy: Sendable {
             fields.append(HTTPField(name: fieldName, value: value))
         }
         let status = HTTPResponse.Status(code: head.status, reasonPhrase: head.reason)
-        let first = Array(received[consumed...])
         switch framing {
         case .none:
             stream.close()

@@ -9,6 +9,10 @@ import NIOCore
 import NIOWebSocket
 import Netstack
 
+/// RFC 6455 frames as `Agent` reads and writes them (NIOWebSocket has a
+/// type of the same name).
+private typealias Frame = Agent.WebSocketFrame
+
 /// A WebSocket through the app proxy (code-server, Jupyter and most dev
 /// servers' live reload need one):
 ///
@@ -29,10 +33,6 @@ import Netstack
 /// The app's `Sec-WebSocket-Accept` is not checked: the answer to check it
 /// against needs SHA-1, which nothing else here uses, and the app is the
 /// user's own, reached through the user's own tunnel.
-/// RFC 6455 frames as `Agent` reads and writes them (NIOWebSocket has a
-/// type of the same name).
-private typealias Frame = Agent.WebSocketFrame
-
 struct AppWebSocketRelay: Sendable {
     let proxy: AppProxy
     /// The largest message relayed in either direction: the server's
@@ -107,16 +107,7 @@ struct AppWebSocketRelay: Sendable {
     func handshake(_ request: Request, _ route: AppProxy.Route) async throws -> (
         stream: TCPStream, head: HTTP1ResponseHead, leftover: [UInt8]
     ) {
-        let logger = proxy.api.logger
-        let stream: TCPStream
-        do {
-            let (node, address) = try await proxy.tunnel.reach(agentID: route.agentID)
-            stream = try await node.dial(address, port: route.upstream.port)
-        } catch {
-            logger.warning("app proxy \(route.prefix): \(error)")
-            throw HTTPError(
-                .badGateway, message: "cannot reach app \(route.slug) on port \(route.upstream.port): \(error)")
-        }
+        let stream = try await proxy.dial(route)
         let key = Data(SecureRandom.bytes(16)).base64EncodedString()
         let (head, leftover): (HTTP1ResponseHead, [UInt8])
         do {
@@ -130,7 +121,7 @@ struct AppWebSocketRelay: Sendable {
                 proxy.requestHead(
                     request, upstream: route.upstream, prefix: route.prefix, rest: route.rest, bodyBytes: 0,
                     webSocketKey: key))
-            (head, leftover) = try await Self.readHead(stream)
+            (head, leftover) = try await AppProxy.readResponseHead(stream, skippingInterim: false)
         } catch {
             stream.abort()
             throw HTTPError(.badGateway, message: "app \(route.slug) did not answer the WebSocket handshake: \(error)")
@@ -140,21 +131,6 @@ struct AppWebSocketRelay: Sendable {
             throw HTTPError(.badGateway, message: "app \(route.slug) refused the WebSocket: HTTP \(head.status)")
         }
         return (stream, head, leftover)
-    }
-
-    /// The app's response head and the bytes after it (the first frames).
-    static func readHead(_ stream: TCPStream) async throws -> (HTTP1ResponseHead, [UInt8]) {
-        var received: [UInt8] = []
-        while true {
-            let chunk = try await stream.read()
-            if chunk.isEmpty {
-                throw HTTP1ResponseHead.Malformed(description: "connection closed before a response head")
-            }
-            received += chunk
-            if let (head, consumed) = try HTTP1ResponseHead.parse(received) {
-                return (head, Array(received[consumed...]))
-            }
-        }
     }
 
     /// Relays until either side closes; then closes the other.

@@ -122,13 +122,6 @@ struct JSONWriter {
         needsComma = true
     }
 
-    mutating func bool(_ value: Bool) {
-        separate()
-        let literal: StaticString = value ? "true" : "false"
-        literal.withUTF8Buffer { bytes.append(contentsOf: $0) }
-        needsComma = true
-    }
-
     // MARK: internals
 
     private mutating func separate() {
